@@ -1,0 +1,91 @@
+// Package cli parses the command line of ecr-credential-provider and runs
+// the plugin or one of its operator subcommands. It holds no logic of its
+// own beyond flags and output: each subcommand calls one internal package.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Env is what a command may touch of the process: tests pass their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+func (e *Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return e.Getenv(k)
+}
+
+type command struct {
+	run     func(ctx context.Context, env *Env, args []string) int
+	summary string
+}
+
+var commands map[string]command
+
+func init() {
+	// Assigned in init because the table refers to runHelp, which reads it.
+	commands = map[string]command{
+		"get-credentials": {runPlugin, "answer one kubelet CredentialProviderRequest on stdin (the default)"},
+		"install":         {runInstall, "install the plugin on this node and wire the kubelet to it"},
+		"uninstall":       {runUninstall, "undo what install did, restoring the backed-up files"},
+		"config":          {runConfig, "'config validate FILE|DIR' checks a CredentialProviderConfig; 'config print' prints the recommended one"},
+		"match":           {runMatch, "show which providers the kubelet would call for each image, and why the others don't match"},
+		"doctor":          {runDoctor, "find out why pulling an ECR image fails, and how to fix it"},
+		"version":         {runVersion, "print the version"},
+		"help":            {runHelp, "show this help"},
+	}
+}
+
+// Version is set at link time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, env *Env) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 {
+		if c, ok := commands[args[0]]; ok {
+			return c.run(ctx, env, args[1:])
+		}
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+			return runHelp(ctx, env, nil)
+		}
+	}
+	// The kubelet runs us with the config's args only: no subcommand means
+	// plugin mode, and "get-credentials" may come after flags too.
+	return runPlugin(ctx, env, args)
+}
+
+func runVersion(_ context.Context, env *Env, _ []string) int {
+	fmt.Fprintf(env.Stdout, "ecr-credential-provider %s\n", Version)
+	return 0
+}
+
+func runHelp(_ context.Context, env *Env, _ []string) int {
+	fmt.Fprint(env.Stdout, `ecr-credential-provider: a kubelet image credential provider for Amazon ECR.
+
+Usage:
+  ecr-credential-provider [get-credentials] [flags]   run as the kubelet's exec plugin
+  ecr-credential-provider COMMAND [flags]
+
+Commands:
+`)
+	for _, name := range []string{"get-credentials", "install", "uninstall", "config", "match", "doctor", "version"} {
+		fmt.Fprintf(env.Stdout, "  %-16s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprint(env.Stdout, "\nRun 'ecr-credential-provider COMMAND -h' for a command's flags.\n")
+	return 0
+}

@@ -1,0 +1,208 @@
+// Package ecrhost holds the rules that turn an image reference into an ECR
+// registry: its host, account, region, partition, and whether it is FIPS,
+// dual-stack or ECR Public. Nothing here touches the network.
+package ecrhost
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// PublicRegion is the only region that serves ECR Public's GetAuthorizationToken.
+const PublicRegion = "us-east-1"
+
+// PublicHosts are ECR Public's registry hosts (IPv4-only and dual-stack).
+var PublicHosts = []string{"public.ecr.aws", "ecr-public.aws.com"}
+
+// Partition is one AWS partition as far as ECR hosts are concerned.
+type Partition struct {
+	ID string
+	// Suffix is the registry DNS suffix: <acct>.dkr.ecr.<region>.<Suffix>.
+	Suffix string
+	// DualStackSuffix is the dual-stack registry suffix, if ECR offers one:
+	// <acct>.dkr-ecr.<region>.<DualStackSuffix>.
+	DualStackSuffix string
+	regionRe        *regexp.Regexp
+}
+
+// Partitions lists every partition, in the order regions are matched: the
+// commercial partition's region pattern is the loosest, so it comes last.
+var Partitions = []Partition{
+	{ID: "aws-cn", Suffix: "amazonaws.com.cn", DualStackSuffix: "on.amazonwebservices.com.cn", regionRe: regexp.MustCompile(`^cn-\w+-\d+$`)},
+	{ID: "aws-us-gov", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionRe: regexp.MustCompile(`^us-gov-\w+-\d+$`)},
+	{ID: "aws-iso", Suffix: "c2s.ic.gov", regionRe: regexp.MustCompile(`^us-iso-\w+-\d+$`)},
+	{ID: "aws-iso-b", Suffix: "sc2s.sgov.gov", regionRe: regexp.MustCompile(`^us-isob-\w+-\d+$`)},
+	{ID: "aws-iso-e", Suffix: "cloud.adc-e.uk", regionRe: regexp.MustCompile(`^eu-isoe-\w+-\d+$`)},
+	{ID: "aws-iso-f", Suffix: "csp.hci.ic.gov", regionRe: regexp.MustCompile(`^us-isof-\w+-\d+$`)},
+	{ID: "aws-eusc", Suffix: "amazonaws.eu", regionRe: regexp.MustCompile(`^eusc-de-\w+-\d+$`)},
+	{ID: "aws", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionRe: regexp.MustCompile(`^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$`)},
+}
+
+// PartitionForRegion returns the partition a region belongs to, and false for
+// a region no partition claims.
+func PartitionForRegion(region string) (Partition, bool) {
+	for _, p := range Partitions {
+		if p.regionRe.MatchString(region) {
+			return p, true
+		}
+	}
+	return Partition{}, false
+}
+
+// Registry is what an image's host says about where its credentials come from.
+type Registry struct {
+	// Host is the registry host with its port, if the image had one. It keys
+	// the response's auth map, as the kubelet looks credentials up by it.
+	Host string
+	// Hostname is Host without the port.
+	Hostname string
+	// ECR is false for a host that is not ECR-shaped (a vanity CNAME, say).
+	ECR       bool
+	Public    bool
+	Account   string
+	Region    string
+	Partition string
+	FIPS      bool
+	DualStack bool
+}
+
+// Kind names the registry's flavour for logs and the doctor.
+func (r Registry) Kind() string {
+	switch {
+	case r.Public:
+		return "ECR Public"
+	case !r.ECR:
+		return "not ECR-shaped"
+	}
+	var mods []string
+	if r.FIPS {
+		mods = append(mods, "FIPS")
+	}
+	if r.DualStack {
+		mods = append(mods, "dual-stack")
+	}
+	s := "ECR private (" + r.Partition
+	if len(mods) > 0 {
+		s += ", " + strings.Join(mods, ", ")
+	}
+	return s + ")"
+}
+
+var privateRe = regexp.MustCompile(`^(\d{12})\.(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([a-z0-9][a-z0-9-]*)\.(.+)$`)
+
+// Parse reads the registry out of an image reference such as
+// "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1" or
+// "host:5000/path@sha256:...". A host that is not ECR-shaped is no error: it
+// comes back with ECR false, and the caller decides what to do with it.
+func Parse(image string) (Registry, error) {
+	host, err := HostOf(image)
+	if err != nil {
+		return Registry{}, err
+	}
+	r := Registry{Host: host, Hostname: stripPort(host)}
+	name := strings.ToLower(r.Hostname)
+	for _, p := range PublicHosts {
+		if name == p {
+			r.ECR, r.Public, r.Region, r.Partition = true, true, PublicRegion, "aws"
+			r.DualStack = name == "ecr-public.aws.com"
+			return r, nil
+		}
+	}
+	m := privateRe.FindStringSubmatch(name)
+	if m == nil {
+		return r, nil
+	}
+	account, label, region, suffix := m[1], m[2], m[3], m[4]
+	dual := strings.HasPrefix(label, "dkr-ecr")
+	fips := strings.HasSuffix(label, "-fips")
+	part, ok := PartitionForRegion(region)
+	if !ok {
+		return r, nil
+	}
+	want := part.Suffix
+	if dual {
+		want = part.DualStackSuffix
+	}
+	if want == "" || suffix != want {
+		return r, nil
+	}
+	r.ECR, r.Account, r.Region, r.Partition, r.FIPS, r.DualStack = true, account, region, part.ID, fips, dual
+	return r, nil
+}
+
+// HostOf returns the registry host of an image reference, port included. A
+// reference with no registry part (such as "nginx") belongs to Docker Hub.
+func HostOf(image string) (string, error) {
+	ref := strings.TrimSpace(image)
+	if i := strings.Index(ref, "://"); i >= 0 {
+		ref = ref[i+3:]
+	}
+	if ref == "" {
+		return "", fmt.Errorf("image reference %q is empty", image)
+	}
+	host, _, hasPath := strings.Cut(ref, "/")
+	if !hasPath || !(strings.ContainsAny(host, ".:[") || host == "localhost") {
+		return "docker.io", nil
+	}
+	if i := strings.IndexAny(host, "@"); i >= 0 {
+		return "", fmt.Errorf("image reference %q has no valid registry host", image)
+	}
+	if host == "" || strings.ContainsAny(host, " \t\n\r\\?#") {
+		return "", fmt.Errorf("image reference %q has no valid registry host", image)
+	}
+	return host, nil
+}
+
+func stripPort(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.Index(host, "]"); i > 0 {
+			return host[1:i]
+		}
+		return host
+	}
+	if i := strings.LastIndex(host, ":"); i >= 0 {
+		return host[:i]
+	}
+	return host
+}
+
+// MatchImages returns the kubelet matchImages patterns that cover every
+// private ECR host form in every partition, and ECR Public if public is true.
+func MatchImages(public bool) []string {
+	pats := []string{
+		"*.dkr.ecr.*.amazonaws.com",
+		"*.dkr.ecr-fips.*.amazonaws.com",
+		"*.dkr-ecr.*.on.aws",
+		"*.dkr-ecr-fips.*.on.aws",
+		"*.dkr.ecr.*.amazonaws.com.cn",
+		"*.dkr-ecr.*.on.amazonwebservices.com.cn",
+		"*.dkr.ecr.*.c2s.ic.gov",
+		"*.dkr.ecr.*.sc2s.sgov.gov",
+		"*.dkr.ecr.*.cloud.adc-e.uk",
+		"*.dkr.ecr.*.csp.hci.ic.gov",
+		"*.dkr.ecr.*.amazonaws.eu",
+	}
+	if public {
+		pats = append(pats, PublicHosts...)
+	}
+	return pats
+}
+
+// Forms lists one example host per private ECR form, named, so a config
+// check can say which forms a set of matchImages misses.
+var Forms = []struct{ Name, Host string }{
+	{"commercial", "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{"commercial FIPS", "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com"},
+	{"commercial dual-stack", "123456789012.dkr-ecr.us-east-1.on.aws"},
+	{"commercial dual-stack FIPS", "123456789012.dkr-ecr-fips.us-east-1.on.aws"},
+	{"GovCloud", "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"},
+	{"GovCloud FIPS", "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"},
+	{"China", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
+	{"China dual-stack", "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn"},
+	{"ISO", "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov"},
+	{"ISO-B", "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov"},
+	{"ISO-E", "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk"},
+	{"ISO-F", "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov"},
+	{"EUSC", "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu"},
+}
