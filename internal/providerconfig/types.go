@@ -1,0 +1,80 @@
+// Package providerconfig reads, checks and writes the kubelet's
+// CredentialProviderConfig, and decides which providers the kubelet would
+// call for an image, using the kubelet's own decoding and matching rules so
+// that what it accepts and matches is what the kubelet accepts and matches.
+package providerconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Group is the API group of the CredentialProviderConfig file format.
+const Group = "kubelet.config.k8s.io"
+
+// Kind is the only kind a CredentialProviderConfig file may declare.
+const Kind = "CredentialProviderConfig"
+
+// CredentialProviderConfig mirrors kubelet.config.k8s.io/v1
+// CredentialProviderConfig; v1alpha1 and v1beta1 have the same fields except
+// tokenAttributes, which only v1 has.
+type CredentialProviderConfig struct {
+	APIVersion string               `json:"apiVersion,omitempty"`
+	Kind       string               `json:"kind,omitempty"`
+	Providers  []CredentialProvider `json:"providers"`
+}
+
+// CredentialProvider is one exec plugin entry of the config.
+type CredentialProvider struct {
+	Name                 string                         `json:"name"`
+	MatchImages          []string                       `json:"matchImages"`
+	DefaultCacheDuration *Duration                      `json:"defaultCacheDuration"`
+	APIVersion           string                         `json:"apiVersion"`
+	Args                 []string                       `json:"args,omitempty"`
+	Env                  []ExecEnvVar                   `json:"env,omitempty"`
+	TokenAttributes      *ServiceAccountTokenAttributes `json:"tokenAttributes,omitempty"`
+
+	// File is the file this provider was read from, so that findings about
+	// a merged directory name the file the user has to edit.
+	File string `json:"-"`
+	// Index is the provider's position in File's providers list.
+	Index int `json:"-"`
+}
+
+// ServiceAccountTokenAttributes mirrors the kubelet's tokenAttributes
+// (KEP-4412: the plugin receives a service account token of the pod).
+type ServiceAccountTokenAttributes struct {
+	ServiceAccountTokenAudience          string   `json:"serviceAccountTokenAudience"`
+	CacheType                            string   `json:"cacheType"`
+	RequireServiceAccount                *bool    `json:"requireServiceAccount"`
+	RequiredServiceAccountAnnotationKeys []string `json:"requiredServiceAccountAnnotationKeys,omitempty"`
+	OptionalServiceAccountAnnotationKeys []string `json:"optionalServiceAccountAnnotationKeys,omitempty"`
+}
+
+// ExecEnvVar is one environment variable the kubelet sets for the plugin.
+type ExecEnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Duration is a Go duration string in JSON, as metav1.Duration is: the
+// kubelet parses defaultCacheDuration with time.ParseDuration.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration the way metav1.Duration does ("12h0m0s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+
+// UnmarshalJSON accepts only a string, as metav1.Duration does.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"12h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
