@@ -135,8 +135,8 @@ func DecodeRequest(data []byte) (Request, error) {
 			return Request{}, fmt.Errorf("request on stdin is not valid JSON (at byte %d)", syn.Offset)
 		}
 		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return Request{}, fmt.Errorf("request field %q has the wrong type: want %s", typ.Field, typ.Type)
+		if errors.As(err, &typ) && typ.Field != "" {
+			return Request{}, fmt.Errorf("request field %q has the wrong type: want a %s", typ.Field, typ.Type.Kind())
 		}
 		return Request{}, errors.New("request on stdin is not a JSON object")
 	}

@@ -1,0 +1,216 @@
+// Package cache keeps ECR tokens on disk so that the many short-lived plugin
+// processes on a node share one token per identity and endpoint, and holds
+// the per-key file lock that lets only one of them fetch at a time.
+//
+// Entries are 0600 files in a 0700 directory owned by the running user,
+// written with a temp file and rename, opened without following symlinks.
+// Anything that fails those checks, or does not parse, or belongs to another
+// key, is treated as absent and replaced on the next write.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Entry is one cached token and what it is for.
+type Entry struct {
+	Version   int       `json:"version"`
+	Key       string    `json:"key"`
+	Registry  string    `json:"registry"`
+	Username  string    `json:"username"`
+	Password  string    `json:"password"`
+	FetchedAt time.Time `json:"fetchedAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+const entryVersion = 1
+
+// Valid reports whether the token can still be used at now.
+func (e Entry) Valid(now time.Time) bool { return now.Before(e.ExpiresAt) }
+
+// RefreshAt is when the entry should be replaced: half-way through its life,
+// so a failed refresh still leaves hours of a usable token behind it.
+func (e Entry) RefreshAt() time.Time {
+	return e.FetchedAt.Add(e.ExpiresAt.Sub(e.FetchedAt) / 2)
+}
+
+// Fresh reports whether the entry can be served without trying a refresh.
+func (e Entry) Fresh(now time.Time) bool { return e.Valid(now) && now.Before(e.RefreshAt()) }
+
+// Key derives a file-name-safe key from the parts that select an identity
+// and an endpoint. The parts are hashed: they may hold a profile name or an
+// access key ID, which have no business in a directory listing.
+func Key(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+// Dir is a cache directory.
+type Dir struct {
+	path string
+}
+
+// Open prepares dir for use, creating it 0700 if needed. It refuses a
+// directory that is a symlink, is not owned by this user, or is open to
+// others, because another user could then plant or read tokens.
+func Open(dir string) (*Dir, error) {
+	if dir == "" {
+		return nil, errors.New("no cache directory given")
+	}
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("cache directory %s: %w", dir, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("cache directory %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("cache directory %s is not a directory (a symlink?): refusing to use it", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("cache directory %s is not owned by this user: refusing to use it", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("cache directory %s is open to other users (mode %o): run 'chmod 700 %s'", dir, fi.Mode().Perm(), dir)
+	}
+	return &Dir{path: dir}, nil
+}
+
+// Path is the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+func (d *Dir) file(key, ext string) (string, error) {
+	if key == "" || strings.ContainsAny(key, `/\.`) {
+		return "", fmt.Errorf("invalid cache key")
+	}
+	return filepath.Join(d.path, key+ext), nil
+}
+
+// Get returns the entry for key, or false if there is none usable.
+func (d *Dir) Get(key string) (Entry, bool) {
+	name, err := d.file(key, ".json")
+	if err != nil {
+		return Entry{}, false
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return Entry{}, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return Entry{}, false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return Entry{}, false
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return Entry{}, false
+	}
+	var e Entry
+	if json.Unmarshal(data, &e) != nil || e.Version != entryVersion || e.Key != key ||
+		e.Username == "" || e.Password == "" || e.ExpiresAt.IsZero() || !e.FetchedAt.Before(e.ExpiresAt) {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// Put stores e under its key atomically: readers see the old entry or the
+// new one, never a torn write.
+func (d *Dir) Put(e Entry) error {
+	name, err := d.file(e.Key, ".json")
+	if err != nil {
+		return err
+	}
+	e.Version = entryVersion
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(d.path, ".tmp-"+e.Key+"-*")
+	if err != nil {
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	// rename replaces a symlink planted at name rather than following it.
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	return nil
+}
+
+// Lock is a held per-key lock.
+type Lock struct{ f *os.File }
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	if l != nil && l.f != nil {
+		syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+		l.f.Close()
+	}
+}
+
+// Lock takes the exclusive lock for key, waiting until ctx ends. flock locks
+// die with their process, so a killed plugin never leaves a stale lock.
+func (d *Dir) Lock(ctx context.Context, key string) (*Lock, error) {
+	name, err := d.file(key, ".lock")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening cache lock: %w", err)
+	}
+	wait := time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("locking cache entry: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another plugin process to fetch the token: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		if wait < 20*time.Millisecond {
+			wait *= 2
+		}
+	}
+}

@@ -1,0 +1,301 @@
+// Package token fetches ECR and ECR Public authorization tokens through
+// aws-sdk-go-v2, with the SDK's default credential chain, the registry's own
+// region and endpoint flavour (FIPS, dual-stack), per-pod roles assumed with a
+// service account token, and retries that stay inside the caller's deadline.
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+)
+
+// Token is a decoded registry credential.
+type Token struct {
+	Username  string
+	Password  string
+	ExpiresAt time.Time
+}
+
+// Identity says whose credentials fetch a token. The zero value means the
+// node's own credentials from the SDK's default chain.
+type Identity struct {
+	// RoleARN is assumed with AssumeRoleWithWebIdentity when set.
+	RoleARN string
+	// WebIdentityToken is the pod's service account token. Never log it.
+	WebIdentityToken string
+}
+
+// PerPod reports whether the identity is a pod's own rather than the node's.
+func (id Identity) PerPod() bool { return id.RoleARN != "" }
+
+// ECRAPI is the part of the ECR client the fetcher uses.
+type ECRAPI interface {
+	GetAuthorizationToken(context.Context, *ecr.GetAuthorizationTokenInput, ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
+}
+
+// ECRPublicAPI is the part of the ECR Public client the fetcher uses.
+type ECRPublicAPI interface {
+	GetAuthorizationToken(context.Context, *ecrpublic.GetAuthorizationTokenInput, ...func(*ecrpublic.Options)) (*ecrpublic.GetAuthorizationTokenOutput, error)
+}
+
+// Options tune the fetcher. The zero value is usable.
+type Options struct {
+	// AttemptTimeout bounds one HTTP attempt, so a hung connection costs one
+	// retry rather than the whole deadline. Default 5s.
+	AttemptTimeout time.Duration
+	// MaxAttempts per API call, including the first. Default 20: throttling
+	// is common when a fleet restarts, and the caller's deadline bounds the
+	// total anyway.
+	MaxAttempts int
+	// MaxBackoff caps the jittered exponential backoff. Default 1s.
+	MaxBackoff time.Duration
+	// SessionName names per-pod role sessions. Default "ecr-credential-provider".
+	SessionName string
+	// HTTPClient replaces the SDK's HTTP client (tests record requests with it).
+	HTTPClient aws.HTTPClient
+	Logger     *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 5 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 20
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Second
+	}
+	if o.SessionName == "" {
+		o.SessionName = "ecr-credential-provider"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Fetcher gets tokens from AWS. It builds SDK clients only when asked for a
+// token, so that callers served from a cache pay nothing for it.
+type Fetcher struct {
+	opts Options
+}
+
+// New returns a Fetcher.
+func New(opts Options) *Fetcher {
+	opts.defaults()
+	return &Fetcher{opts: opts}
+}
+
+// Retryer is the SDK retryer the fetcher uses: standard jittered backoff, no
+// client-side retry quota (one short-lived process has nothing to protect),
+// and HTTP 429 retried too, as IMDS throttles with a bare 429.
+func (f *Fetcher) Retryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = f.opts.MaxAttempts
+		o.MaxBackoff = f.opts.MaxBackoff
+		o.RateLimiter = ratelimit.None
+		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{429: {}}})
+	})
+}
+
+// LoadConfig loads the SDK configuration for a region with the default
+// credential chain intact. An empty region leaves it to the chain (env,
+// profile, then IMDS).
+func (f *Fetcher) LoadConfig(ctx context.Context, region string) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(f.Retryer),
+	}
+	if f.opts.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(f.opts.HTTPClient))
+	} else {
+		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(f.opts.AttemptTimeout)))
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	} else {
+		opts = append(opts, config.WithEC2IMDSRegion())
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("no AWS region: the image host names none and none is configured; set AWS_REGION in the provider's env")
+	}
+	return cfg, nil
+}
+
+// ECRClient returns an ECR client for the registry, on its FIPS or
+// dual-stack API endpoint when the registry host is one.
+func ECRClient(cfg aws.Config, reg ecrhost.Registry) *ecr.Client {
+	return ecr.NewFromConfig(cfg, func(o *ecr.Options) {
+		if reg.FIPS {
+			o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
+		}
+		if reg.DualStack {
+			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+		}
+	})
+}
+
+// ECRPublicClient returns an ECR Public client. ECR Public issues tokens only
+// in us-east-1, whatever the node's region.
+func ECRPublicClient(cfg aws.Config, reg ecrhost.Registry) *ecrpublic.Client {
+	return ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) {
+		o.Region = ecrhost.PublicRegion
+		if reg.DualStack {
+			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+		}
+	})
+}
+
+// WithIdentity returns cfg with credentials for id: unchanged for the node's
+// identity, or the role assumed with the pod's service account token.
+func (f *Fetcher) WithIdentity(cfg aws.Config, id Identity) aws.Config {
+	if !id.PerPod() {
+		return cfg
+	}
+	client := sts.NewFromConfig(cfg)
+	provider := stscreds.NewWebIdentityRoleProvider(client, id.RoleARN, staticToken(id.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) {
+		o.RoleSessionName = f.opts.SessionName
+	})
+	cfg = cfg.Copy()
+	cfg.Credentials = aws.NewCredentialsCache(provider)
+	return cfg
+}
+
+type staticToken string
+
+func (t staticToken) GetIdentityToken() ([]byte, error) { return []byte(t), nil }
+
+// Fetch gets a token for the registry with the identity's credentials. For a
+// host that is not ECR-shaped it uses the SDK's configured region.
+func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) (Token, error) {
+	region := reg.Region
+	if !reg.ECR {
+		f.opts.Logger.Warn("registry host is not ECR-shaped; using the AWS SDK's configured region", "host", reg.Hostname)
+	}
+	cfg, err := f.LoadConfig(ctx, region)
+	if err != nil {
+		return Token{}, err
+	}
+	cfg = f.WithIdentity(cfg, id)
+	if reg.Public {
+		return FetchPublic(ctx, ECRPublicClient(cfg, reg))
+	}
+	f.opts.Logger.Info("calling ecr:GetAuthorizationToken", "region", cfg.Region, "fips", reg.FIPS, "dualStack", reg.DualStack, "perPodRole", id.RoleARN)
+	return FetchPrivate(ctx, ECRClient(cfg, reg))
+}
+
+// FetchPrivate calls ECR's GetAuthorizationToken and decodes the answer.
+func FetchPrivate(ctx context.Context, api ECRAPI) (Token, error) {
+	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		return Token{}, Explain(err, "ecr:GetAuthorizationToken")
+	}
+	if out == nil || len(out.AuthorizationData) == 0 || out.AuthorizationData[0].AuthorizationToken == nil {
+		return Token{}, errors.New("ecr:GetAuthorizationToken returned no authorization data")
+	}
+	d := out.AuthorizationData[0]
+	return decode(*d.AuthorizationToken, d.ExpiresAt)
+}
+
+// FetchPublic calls ECR Public's GetAuthorizationToken and decodes the answer.
+func FetchPublic(ctx context.Context, api ECRPublicAPI) (Token, error) {
+	out, err := api.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
+	if err != nil {
+		return Token{}, Explain(err, "ecr-public:GetAuthorizationToken")
+	}
+	if out == nil || out.AuthorizationData == nil || out.AuthorizationData.AuthorizationToken == nil {
+		return Token{}, errors.New("ecr-public:GetAuthorizationToken returned no authorization data")
+	}
+	return decode(*out.AuthorizationData.AuthorizationToken, out.AuthorizationData.ExpiresAt)
+}
+
+func decode(encoded string, expiresAt *time.Time) (Token, error) {
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return Token{}, errors.New("authorization token is not valid base64")
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok || user == "" || pass == "" {
+		return Token{}, errors.New("authorization token is not of the form user:password")
+	}
+	t := Token{Username: user, Password: pass}
+	if expiresAt != nil {
+		t.ExpiresAt = *expiresAt
+	}
+	return t, nil
+}
+
+// ErrAccessDenied marks an error where AWS refused the caller.
+var ErrAccessDenied = errors.New("access denied")
+
+// Explain turns an SDK error into one line an operator can act on. The SDK's
+// messages carry no secrets: request IDs, codes and ARNs only.
+func Explain(err error, action string) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s did not complete in time: %w", action, err)
+	}
+	action = innermostAction(err, action)
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return fmt.Errorf("%s failed: %w", action, err)
+	}
+	switch code := api.ErrorCode(); code {
+	case "AccessDeniedException", "AccessDenied":
+		return &deniedError{action: action, msg: api.ErrorMessage()}
+	case "ExpiredTokenException", "ExpiredToken", "InvalidIdentityToken", "InvalidIdentityTokenException":
+		return fmt.Errorf("%s failed: the service account token was refused (%s: %s)", action, code, api.ErrorMessage())
+	case "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch":
+		return fmt.Errorf("%s failed: AWS did not accept the node's credentials (%s); check which credentials the SDK chain picks with 'ecr-credential-provider doctor IMAGE'", action, code)
+	default:
+		return fmt.Errorf("%s failed: %s: %s", action, code, api.ErrorMessage())
+	}
+}
+
+// innermostAction names the STS call when a per-pod role's STS error comes
+// wrapped in the ECR call's error, or the operator chases the wrong policy.
+func innermostAction(err error, action string) string {
+	var op *smithy.OperationError
+	for errors.As(err, &op) {
+		if op.Service() == "STS" {
+			action = "sts:" + op.Operation()
+		}
+		err = op.Err
+	}
+	return action
+}
+
+type deniedError struct{ action, msg string }
+
+func (e *deniedError) Error() string {
+	fix := "attach the managed policy AmazonEC2ContainerRegistryReadOnly to the node role"
+	switch {
+	case strings.HasPrefix(e.action, "sts:"):
+		fix = "let the service account assume the role: its trust policy must allow sts:AssumeRoleWithWebIdentity for this cluster's OIDC provider and service account"
+	case strings.HasPrefix(e.action, "ecr-public:"):
+		fix = "attach the managed policy AmazonElasticContainerRegistryPublicReadOnly (it includes sts:GetServiceBearerToken)"
+	}
+	return fmt.Sprintf("%s denied: missing permission %s (%s); fix: %s", e.action, e.action, e.msg, fix)
+}
+
+func (e *deniedError) Is(target error) bool { return target == ErrAccessDenied }
