@@ -1,8 +1,198 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
 
-func runConfig(_ context.Context, env *Env, _ []string) int {
-	env.Stderr.Write([]byte("runConfig: not built yet\n"))
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+)
+
+func runConfig(ctx context.Context, env *Env, args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "validate":
+			return runConfigValidate(ctx, env, args[1:])
+		case "print":
+			return runConfigPrint(ctx, env, args[1:])
+		case "-h", "-help", "--help", "help":
+			configUsage(env.Stdout)
+			return 0
+		}
+		fmt.Fprintf(env.Stderr, "config: unknown subcommand %q\n", args[0])
+	}
+	configUsage(env.Stderr)
 	return 2
+}
+
+func configUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  ecr-credential-provider config validate [--kubelet-version v1.37] [--bin-dir DIR] [--json] FILE|DIR
+      check a CredentialProviderConfig with the kubelet's own rules; exit 1 on any error
+  ecr-credential-provider config print [--public] [--name NAME] [--api-version VERSION]
+      print the recommended CredentialProviderConfig
+`)
+}
+
+// kubeletVersionFlag adds --kubelet-version and --feature-gates, shared by
+// 'config validate' and 'match'.
+type kubeletFlags struct {
+	version string
+	gates   string
+}
+
+func (k *kubeletFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.version, "kubelet-version", providerconfig.NewestVersion.String(),
+		fmt.Sprintf("apply the rules of this kubelet version (%s to %s)", providerconfig.OldestVersion, providerconfig.NewestVersion))
+	fs.StringVar(&k.gates, "feature-gates", "", "the kubelet's --feature-gates, e.g. KubeletServiceAccountTokenForCredentialProviders=true")
+}
+
+const tokenGate = "KubeletServiceAccountTokenForCredentialProviders"
+
+func (k *kubeletFlags) options() (providerconfig.Options, error) {
+	var o providerconfig.Options
+	v, err := providerconfig.ParseVersion(k.version)
+	if err != nil {
+		return o, err
+	}
+	o.KubeletVersion = v
+	for _, g := range strings.Split(k.gates, ",") {
+		if g = strings.TrimSpace(g); g == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(g, "=")
+		if !ok || (val != "true" && val != "false") {
+			return o, fmt.Errorf("--feature-gates: %q is not NAME=true or NAME=false", g)
+		}
+		if name == tokenGate {
+			on := val == "true"
+			o.ServiceAccountTokenGate = &on
+		}
+	}
+	return o, nil
+}
+
+// parseInterspersed parses flags that may come after the positional
+// arguments too ("validate FILE --json"), as people type them.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func runConfigValidate(_ context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var kf kubeletFlags
+	kf.register(fs)
+	binDir := fs.String("bin-dir", "", "the kubelet's --image-credential-provider-bin-dir: check each provider's executable there")
+	asJSON := fs.Bool("json", false, "print the findings as JSON")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, "Usage: ecr-credential-provider config validate [flags] FILE|DIR\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(env.Stderr, "config validate: give exactly one config FILE or DIR (the kubelet's --image-credential-provider-config)")
+		return 2
+	}
+	opts, err := kf.options()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "config validate: %v\n", err)
+		return 2
+	}
+	opts.BinDir = *binDir
+	cfg, err := providerconfig.Load(pos[0])
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "config validate: %v\n", err)
+		return 1
+	}
+	findings := providerconfig.Validate(cfg, opts)
+	errs, warns := 0, 0
+	for _, f := range findings {
+		if f.Severity == providerconfig.Error {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	if *asJSON {
+		out := struct {
+			Path           string                   `json:"path"`
+			KubeletVersion string                   `json:"kubeletVersion"`
+			Errors         int                      `json:"errors"`
+			Warnings       int                      `json:"warnings"`
+			Findings       []providerconfig.Finding `json:"findings"`
+		}{pos[0], opts.KubeletVersion.String(), errs, warns, findings}
+		if out.Findings == nil {
+			out.Findings = []providerconfig.Finding{}
+		}
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		for _, f := range findings {
+			where := f.File
+			if f.Field != "" {
+				where += ": " + f.Field
+			}
+			fmt.Fprintf(env.Stdout, "%s: %s: %s\n", f.Severity, where, f.Message)
+			if f.Hint != "" {
+				fmt.Fprintf(env.Stdout, "  hint: %s\n", f.Hint)
+			}
+		}
+		verdict := "the kubelet accepts it"
+		if errs > 0 {
+			verdict = "the kubelet refuses it"
+		}
+		fmt.Fprintf(env.Stdout, "%s: %s, %s for kubelet %s: %s\n", pos[0], plural(errs, "error"), plural(warns, "warning"), opts.KubeletVersion, verdict)
+	}
+	if errs > 0 {
+		return 1
+	}
+	return 0
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func runConfigPrint(_ context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("config print", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	public := fs.Bool("public", false, "also match ECR Public (public.ecr.aws, ecr-public.aws.com), for its higher pull rate limits")
+	name := fs.String("name", providerconfig.DefaultName, "provider name: the executable's name in the kubelet's bin dir")
+	apiVersion := fs.String("api-version", protocol.V1, "plugin protocol version: "+strings.Join(protocol.Versions, ", "))
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "config print: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	out, err := providerconfig.Recommended(providerconfig.RecommendedOptions{Public: *public, Name: *name, APIVersion: *apiVersion})
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "config print: %v\n", err)
+		return 2
+	}
+	env.Stdout.Write(out)
+	return 0
 }

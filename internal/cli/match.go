@@ -1,8 +1,110 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
 
-func runMatch(_ context.Context, env *Env, _ []string) int {
-	env.Stderr.Write([]byte("runMatch: not built yet\n"))
-	return 2
+	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+)
+
+func runMatch(_ context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("match", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	config := fs.String("config", "", "the kubelet's --image-credential-provider-config (FILE or DIR)")
+	all := fs.Bool("all", false, "also explain the non-matching patterns of providers that are called")
+	var kf kubeletFlags
+	kf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, "Usage: ecr-credential-provider match --config FILE|DIR [flags] IMAGE...\n")
+		fs.PrintDefaults()
+	}
+	images, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if *config == "" || len(images) == 0 {
+		fmt.Fprintln(env.Stderr, "match: give --config FILE|DIR and at least one IMAGE")
+		return 2
+	}
+	opts, err := kf.options()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "match: %v\n", err)
+		return 2
+	}
+	cfg, err := providerconfig.Load(*config)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "match: %v\n", err)
+		return 1
+	}
+	var nerr int
+	for _, f := range providerconfig.Validate(cfg, opts) {
+		if f.Severity == providerconfig.Error {
+			nerr++
+		}
+	}
+	if nerr > 0 {
+		fmt.Fprintf(env.Stderr, "match: warning: kubelet %s refuses this config (%s; run 'ecr-credential-provider config validate %s'); showing what it would match if it accepted it\n",
+			opts.KubeletVersion, plural(nerr, "error"), *config)
+	}
+	providers := cfg.Providers()
+	code := 0
+	for i, image := range images {
+		if i > 0 {
+			fmt.Fprintln(env.Stdout)
+		}
+		fmt.Fprintln(env.Stdout, image)
+		name, verdicts, err := providerconfig.MatchImage(providers, image, opts.KubeletVersion)
+		if err != nil {
+			fmt.Fprintf(env.Stdout, "  error: the kubelet cannot pull this image: %v\n", err)
+			code = 1
+			continue
+		}
+		if name != image {
+			fmt.Fprintf(env.Stdout, "  the kubelet matches the name %s\n", name)
+		}
+		called := 0
+		for _, v := range verdicts {
+			if v.Called {
+				called++
+				fmt.Fprintf(env.Stdout, "  call %s (%s): %s matches\n", v.Provider.Name, where(v.Provider), quoteList(v.Matched))
+				if *all {
+					printMisses(env, v.Missed)
+				}
+			}
+		}
+		for _, v := range verdicts {
+			if !v.Called {
+				fmt.Fprintf(env.Stdout, "  skip %s (%s): no pattern matches\n", v.Provider.Name, where(v.Provider))
+				printMisses(env, v.Missed)
+			}
+		}
+		switch {
+		case called == 0:
+			fmt.Fprintln(env.Stdout, "  no provider matches: the kubelet pulls this image without plugin credentials")
+			code = 1
+		case called > 1:
+			fmt.Fprintf(env.Stdout, "  the kubelet calls all %d, in this order, and tries their credentials in turn\n", called)
+		}
+	}
+	return code
+}
+
+func where(p providerconfig.CredentialProvider) string {
+	return fmt.Sprintf("%s providers[%d]", p.File, p.Index)
+}
+
+func printMisses(env *Env, misses []providerconfig.PatternMiss) {
+	for _, m := range misses {
+		fmt.Fprintf(env.Stdout, "      %q: %s\n", m.Pattern, m.Reason)
+	}
+}
+
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }

@@ -1,0 +1,481 @@
+package providerconfig
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+)
+
+// Severity says whether the kubelet would refuse the config (Error) or
+// accept it while it likely does not do what its author meant (Warning).
+type Severity string
+
+// The two severities.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Finding is one problem, located by file and field path (such as
+// "providers[0].matchImages[2]", indexed within that file).
+type Finding struct {
+	Severity Severity `json:"severity"`
+	File     string   `json:"file"`
+	Field    string   `json:"field,omitempty"`
+	Message  string   `json:"message"`
+	Hint     string   `json:"hint,omitempty"`
+}
+
+// Options shape Validate.
+type Options struct {
+	// KubeletVersion selects the kubelet's rules; zero means NewestVersion.
+	KubeletVersion Version
+	// BinDir, if set, is the kubelet's --image-credential-provider-bin-dir,
+	// checked for each provider's executable.
+	BinDir string
+	// ServiceAccountTokenGate overrides the kubelet feature gate
+	// KubeletServiceAccountTokenForCredentialProviders; nil means the
+	// version's default (off in 1.33, on from 1.34).
+	ServiceAccountTokenGate *bool
+}
+
+// HasErrors reports whether any finding is an Error.
+func HasErrors(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Severity == Error {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate reports every reason the kubelet of opts.KubeletVersion would
+// refuse cfg (errors: exactly the kubelet's own rules), and configurations
+// it accepts that cannot work as meant (warnings).
+func Validate(cfg *Config, opts Options) []Finding {
+	v := &validation{cfg: cfg, ver: opts.KubeletVersion.orNewest(), binDir: opts.BinDir}
+	v.tokenGate = v.ver.tokenGateDefault()
+	if opts.ServiceAccountTokenGate != nil {
+		v.tokenGate = *opts.ServiceAccountTokenGate
+	}
+	v.run()
+	return v.out
+}
+
+type validation struct {
+	cfg       *Config
+	ver       Version
+	binDir    string
+	tokenGate bool
+	out       []Finding
+}
+
+func (v *validation) add(sev Severity, file, field, hint, format string, args ...any) {
+	v.out = append(v.out, Finding{Severity: sev, File: file, Field: field, Message: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+func (v *validation) run() {
+	cfg := v.cfg
+	if cfg.Dir {
+		if !v.ver.configDirectory() {
+			v.add(Error, cfg.Path, "", "point the kubelet at a single file, or upgrade the kubelet",
+				"kubelet %s reads the config path as a single file; a directory of config files needs kubelet v1.34 or later", v.ver)
+		}
+		if len(cfg.Files) == 0 {
+			v.add(Error, cfg.Path, "", "add a file such as 10-ecr.yaml ('ecr-credential-provider config print' writes one)",
+				"no configuration files found in directory: the kubelet reads only *.json, *.yaml and *.yml files and refuses to start without one")
+		}
+		for _, s := range cfg.Skipped {
+			v.add(Warning, s, "", "rename it with a lower-case extension", "the kubelet ignores this file: extensions are matched case-sensitively (.json, .yaml, .yml)")
+		}
+	}
+	binOK := v.checkBinDir()
+
+	var providers []CredentialProvider
+	for _, f := range cfg.Files {
+		providers = append(providers, v.file(f)...)
+	}
+	if len(providers) == 0 && len(cfg.Files) > 0 {
+		file := cfg.Path
+		if !cfg.Dir {
+			file = cfg.Files[0].Path
+		}
+		v.add(Error, file, "providers", "add a provider ('ecr-credential-provider config print' shows one)", "at least 1 provider is required")
+	}
+	seen := map[string]CredentialProvider{}
+	for _, p := range providers {
+		if first, dup := seen[p.Name]; dup {
+			msg := "duplicate provider name %q (also %s in %s): the kubelet refuses to start"
+			if !v.ver.validatesDuplicates() {
+				msg = "duplicate provider name %q (also %s in %s): the kubelet exits when it registers the second one"
+			}
+			v.add(Error, p.File, field(p, "name"), "give each provider a unique name", msg, p.Name, field(first, ""), first.File)
+		} else {
+			seen[p.Name] = p
+		}
+		v.provider(p, binOK)
+	}
+}
+
+func field(p CredentialProvider, sub string) string {
+	s := fmt.Sprintf("providers[%d]", p.Index)
+	if sub != "" {
+		s += "." + sub
+	}
+	return s
+}
+
+func (v *validation) checkBinDir() bool {
+	if v.binDir == "" {
+		return false
+	}
+	if _, err := os.Stat(v.binDir); err != nil {
+		msg := "plugin binary directory %s: %v: the kubelet refuses to start"
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "plugin binary directory %s does not exist: the kubelet refuses to start"
+			v.add(Error, v.binDir, "", "create it, or fix --image-credential-provider-bin-dir", msg, v.binDir)
+			return false
+		}
+		v.add(Error, v.binDir, "", "", msg, v.binDir, err)
+		return false
+	}
+	return true
+}
+
+// file reports one file's decoding problems and returns its providers as
+// the kubelet keeps them.
+func (v *validation) file(f *File) []CredentialProvider {
+	if f.Err != nil {
+		v.add(Error, f.Path, "", "", "%v: the kubelet refuses to start", f.Err)
+		return nil
+	}
+	version := v.fileType(f)
+	tokenKnown := v.ver.hasTokenAttributes() && version == "v1"
+	unknown := append([]string(nil), f.Unknown...)
+	if !tokenKnown {
+		unknown = append(unknown, f.TokenAttributes...)
+	} else if v.ver.Minor < 34 {
+		unknown = append(unknown, f.CacheTypes...)
+	}
+	sort.Strings(unknown)
+	for _, u := range unknown {
+		why, hint := unknownWhy(u, version, v.ver)
+		if v.ver.strictDecoding() {
+			v.add(Error, f.Path, u, hint, "unknown field%s: kubelet %s decodes strictly and refuses to start", why, v.ver)
+		} else {
+			v.add(Warning, f.Path, u, hint, "unknown field%s: kubelet %s ignores it", why, v.ver)
+		}
+	}
+	for _, e := range f.TypeErrors {
+		if !tokenKnown && underAny(e.Field, f.TokenAttributes) {
+			continue // the kubelet drops the whole field without looking
+		}
+		v.add(Error, f.Path, e.Field, "", "%s: the kubelet cannot decode the file and refuses to start", e.Message)
+	}
+	for _, d := range f.Duplicates {
+		if v.ver.strictDecoding() {
+			v.add(Error, f.Path, "", "keep one of them", "duplicate field: %s: kubelet %s decodes strictly and refuses to start", d, v.ver)
+		} else {
+			v.add(Warning, f.Path, "", "keep one of them", "duplicate field: %s: the last one wins", d)
+		}
+	}
+	if f.ExtraDocuments > 0 {
+		hint := "merge the providers into one list"
+		if v.ver.configDirectory() {
+			hint += ", or use a directory with one file per config"
+		}
+		v.add(Warning, f.Path, "", hint, "the kubelet reads only the first YAML document of the file; %d more document(s) are ignored", f.ExtraDocuments)
+	}
+	ps := append([]CredentialProvider(nil), f.Config.Providers...)
+	if !tokenKnown {
+		for i := range ps {
+			ps[i].TokenAttributes = nil
+		}
+	}
+	return ps
+}
+
+// fileType checks the file's apiVersion and kind and returns its version
+// ("v1", "v1beta1", "v1alpha1") when the group is the kubelet's.
+func (v *validation) fileType(f *File) string {
+	const fix = "start the file with 'apiVersion: kubelet.config.k8s.io/v1' and 'kind: CredentialProviderConfig'"
+	if f.Kind == "" {
+		v.add(Error, f.Path, "kind", fix, "kind is missing: the kubelet refuses to start")
+	}
+	if f.APIVersion == "" {
+		v.add(Error, f.Path, "apiVersion", fix, "apiVersion is missing: the kubelet refuses to start")
+		return ""
+	}
+	group, version, ok := strings.Cut(f.APIVersion, "/")
+	if !ok {
+		group, version = "", f.APIVersion
+	}
+	if strings.Count(f.APIVersion, "/") > 1 || group != Group || !contains([]string{"v1alpha1", "v1beta1", "v1"}, version) {
+		hint := fix
+		if group == protocol.Group {
+			hint = "credentialprovider.kubelet.k8s.io is the plugin protocol (the providers' apiVersion); the file itself is kubelet.config.k8s.io/v1"
+		}
+		v.add(Error, f.Path, "apiVersion", hint, "apiVersion %q is not a version the kubelet reads a CredentialProviderConfig in (kubelet.config.k8s.io/v1, v1beta1 or v1alpha1): the kubelet refuses to start", f.APIVersion)
+		return ""
+	}
+	if f.Kind != "" && f.Kind != Kind {
+		v.add(Error, f.Path, "kind", fix, "kind %q is not CredentialProviderConfig: the kubelet refuses to start", f.Kind)
+	}
+	return version
+}
+
+func unknownWhy(path, fileVersion string, ver Version) (why, hint string) {
+	last := path[strings.LastIndex(path, ".")+1:]
+	switch {
+	case last == "tokenAttributes" && !ver.hasTokenAttributes():
+		return " (tokenAttributes needs kubelet v1.33 or later)", "remove tokenAttributes, or upgrade the kubelet"
+	case last == "tokenAttributes":
+		return fmt.Sprintf(" (tokenAttributes exists only in kubelet.config.k8s.io/v1 files, this one is %s)", fileVersion), "change the file's apiVersion to kubelet.config.k8s.io/v1"
+	case last == "cacheType" && strings.Contains(path, "tokenAttributes"):
+		return " (cacheType needs kubelet v1.34 or later)", "remove cacheType for kubelet v1.33"
+	}
+	for _, known := range knownFieldNames {
+		if strings.EqualFold(known, last) {
+			return "", fmt.Sprintf("field names are case-sensitive: write %q", known)
+		}
+	}
+	return "", "check the spelling against 'ecr-credential-provider config print'"
+}
+
+var knownFieldNames = []string{"apiVersion", "kind", "providers", "name", "matchImages", "defaultCacheDuration", "args", "env", "value",
+	"tokenAttributes", "serviceAccountTokenAudience", "cacheType", "requireServiceAccount", "requiredServiceAccountAnnotationKeys", "optionalServiceAccountAnnotationKeys"}
+
+func underAny(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validation) provider(p CredentialProvider, binOK bool) {
+	file := p.File
+	refuse := ": the kubelet refuses to start"
+	if err := validName(p.Name); err != nil {
+		hint := "name the provider after its executable in the bin dir, e.g. ecr-credential-provider"
+		if p.Name == "" {
+			v.add(Error, file, field(p, "name"), hint, "name is required: it is the executable's file name in the bin dir")
+		} else {
+			v.add(Error, file, field(p, "name"), hint, "provider name %q: %v%s", p.Name, err, refuse)
+		}
+	}
+	switch {
+	case p.APIVersion == "":
+		v.add(Error, file, field(p, "apiVersion"), "set it to "+protocol.V1, "apiVersion is required%s", refuse)
+	case !knownPluginAPIVersion(p.APIVersion):
+		hint := "use " + protocol.V1
+		if strings.HasPrefix(p.APIVersion, Group+"/") {
+			hint = "a provider's apiVersion is the plugin protocol, " + protocol.V1 + ", not the file's " + p.APIVersion
+		}
+		v.add(Error, file, field(p, "apiVersion"), hint, "apiVersion %q is not supported (supported: %s)%s", p.APIVersion, strings.Join(protocol.Versions, ", "), refuse)
+	case p.APIVersion != protocol.V1:
+		v.add(Warning, file, field(p, "apiVersion"), "use "+protocol.V1, "%s still works, but %s is the stable plugin protocol since kubelet v1.26", p.APIVersion, protocol.V1)
+	}
+	if len(p.MatchImages) == 0 {
+		v.add(Error, file, field(p, "matchImages"), `add patterns such as "*.dkr.ecr.*.amazonaws.com"`, "at least 1 item in matchImages is required%s", refuse)
+	}
+	for i, m := range p.MatchImages {
+		f := field(p, fmt.Sprintf("matchImages[%d]", i))
+		if _, err := parseSchemeless(m); err != nil {
+			v.add(Error, file, f, "", "match image %q is invalid: %v%s", m, unwrapURLError(err), refuse)
+			continue
+		}
+		for _, w := range patternWarnings(m) {
+			v.add(Warning, file, f, w.hint, "%s", w.msg)
+		}
+	}
+	switch {
+	case p.DefaultCacheDuration == nil:
+		v.add(Error, file, field(p, "defaultCacheDuration"), `set it, e.g. "12h"`, "defaultCacheDuration is required%s", refuse)
+	case p.DefaultCacheDuration.Duration < 0:
+		v.add(Error, file, field(p, "defaultCacheDuration"), "", "defaultCacheDuration must be greater than or equal to 0%s", refuse)
+	}
+	if p.TokenAttributes != nil {
+		v.tokenAttributes(p)
+	}
+	v.ecr(p)
+	if binOK && p.Name != "" && validName(p.Name) == nil {
+		v.binary(p)
+	}
+}
+
+func (v *validation) tokenAttributes(p CredentialProvider) {
+	file, t := p.File, p.TokenAttributes
+	refuse := ": the kubelet refuses to start"
+	f := func(s string) string { return field(p, "tokenAttributes"+s) }
+	if !v.tokenGate {
+		v.add(Error, file, f(""), "enable the gate with --feature-gates=KubeletServiceAccountTokenForCredentialProviders=true, or remove tokenAttributes",
+			"tokenAttributes is not supported when the KubeletServiceAccountTokenForCredentialProviders feature gate is disabled (it is off by default in kubelet v1.33)%s", refuse)
+	}
+	if t.ServiceAccountTokenAudience == "" {
+		v.add(Error, file, f(".serviceAccountTokenAudience"), "", "serviceAccountTokenAudience is required%s", refuse)
+	}
+	if t.RequireServiceAccount == nil {
+		v.add(Error, file, f(".requireServiceAccount"), "", "requireServiceAccount is required (true or false)%s", refuse)
+	}
+	if p.APIVersion != protocol.V1 {
+		v.add(Error, file, f(""), "set the provider's apiVersion to "+protocol.V1, "tokenAttributes is only supported for %s%s", protocol.V1, refuse)
+	}
+	if t.RequireServiceAccount != nil && !*t.RequireServiceAccount && len(t.RequiredServiceAccountAnnotationKeys) > 0 {
+		v.add(Error, file, f(".requiredServiceAccountAnnotationKeys"), "set requireServiceAccount: true, or move the keys to optionalServiceAccountAnnotationKeys",
+			"requireServiceAccount cannot be false when requiredServiceAccountAnnotationKeys is set%s", refuse)
+	}
+	for _, list := range []struct {
+		name string
+		keys []string
+	}{{"requiredServiceAccountAnnotationKeys", t.RequiredServiceAccountAnnotationKeys}, {"optionalServiceAccountAnnotationKeys", t.OptionalServiceAccountAnnotationKeys}} {
+		seen := map[string]bool{}
+		for i, k := range list.keys {
+			fp := f(fmt.Sprintf(".%s[%d]", list.name, i))
+			if errs := qualifiedNameErrors(strings.ToLower(k)); len(errs) > 0 {
+				v.add(Error, file, fp, "", "annotation key %q is invalid: %s%s", k, strings.Join(errs, "; "), refuse)
+			}
+			if seen[k] {
+				v.add(Error, file, fp, "", "duplicate annotation key %q%s", k, refuse)
+			}
+			seen[k] = true
+		}
+	}
+	var both []string
+	for _, k := range t.RequiredServiceAccountAnnotationKeys {
+		if contains(t.OptionalServiceAccountAnnotationKeys, k) && !contains(both, k) {
+			both = append(both, k)
+		}
+	}
+	if len(both) > 0 {
+		sort.Strings(both)
+		v.add(Error, file, f(""), "list each key once", "annotation keys cannot be both required and optional: %s%s", strings.Join(both, ", "), refuse)
+	}
+	if v.ver.Minor >= 34 {
+		switch t.CacheType {
+		case "":
+			v.add(Error, file, f(".cacheType"), `set cacheType: ServiceAccount (credentials per service account) or Token (per token)`, "cacheType is required when tokenAttributes is set%s", refuse)
+		case "Token", "ServiceAccount":
+		default:
+			v.add(Error, file, f(".cacheType"), "", "cacheType %q is not supported (supported: ServiceAccount, Token)%s", t.CacheType, refuse)
+		}
+	}
+}
+
+func (v *validation) binary(p CredentialProvider) {
+	path := filepath.Join(v.binDir, p.Name)
+	hint := "install it with 'ecr-credential-provider install', or fix the name or --image-credential-provider-bin-dir"
+	if v.ver.needsExecBit() {
+		// The kubelet uses exec.LookPath from 1.30 on: a missing file, a
+		// directory and a file without an execute bit all stop it.
+		if _, err := exec.LookPath(path); err != nil {
+			v.add(Error, p.File, field(p, "name"), hint, "plugin binary %s: %v: the kubelet refuses to start", path, unwrapExec(err))
+		}
+		return
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		v.add(Error, p.File, field(p, "name"), hint, "plugin binary %s: %v: the kubelet refuses to start", path, unwrapExec(err))
+		return
+	}
+	if info.IsDir() || info.Mode()&0o111 == 0 {
+		v.add(Warning, p.File, field(p, "name"), "chmod 0755 it", "plugin binary %s is not an executable file: kubelet %s starts, but every pull that needs this provider fails", path, v.ver)
+	}
+}
+
+func unwrapExec(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ecr warns about providers that serve ECR but will not do so fully.
+func (v *validation) ecr(p CredentialProvider) {
+	ours := looksOurs(p)
+	var coversAny bool
+	var missed []string
+	var add []string
+	for _, form := range ecrhost.Forms {
+		if coversHost(p.MatchImages, form.Host) {
+			coversAny = true
+			continue
+		}
+		missed = append(missed, fmt.Sprintf("%s (%s)", form.Name, form.Host))
+		for _, pat := range ecrhost.MatchImages(false) {
+			if ok, _ := URLsMatchStr(pat, form.Host); ok && !contains(add, pat) {
+				add = append(add, pat)
+			}
+		}
+	}
+	for _, h := range ecrhost.PublicHosts {
+		coversAny = coversAny || coversHost(p.MatchImages, h)
+	}
+	isECR := ours || coversAny || p.Name == DefaultName
+	if !isECR {
+		return
+	}
+	if coversAny && len(missed) > 0 && len(missed) < len(ecrhost.Forms) {
+		v.add(Warning, p.File, field(p, "matchImages"), "add "+quoteAll(add)+", or compare with 'ecr-credential-provider config print'",
+			"matchImages miss these ECR registry forms, so their images get no credentials from this provider: %s", strings.Join(missed, ", "))
+	}
+	if ours && p.Name != DefaultName && p.Name != "" {
+		v.add(Warning, p.File, field(p, "name"), "name the provider ecr-credential-provider, or make sure "+p.Name+" in the bin dir is this binary",
+			"args/env are ecr-credential-provider's, but the kubelet runs <bin dir>/%s", p.Name)
+	}
+	if d := p.DefaultCacheDuration; d != nil && d.Duration > 12*time.Hour {
+		v.add(Warning, p.File, field(p, "defaultCacheDuration"), `use "12h" or less`,
+			"defaultCacheDuration %s is longer than an ECR token lives (12h): if the plugin ever answers without cacheDuration, the kubelet keeps using an expired token", shortDuration(d.Duration))
+	}
+}
+
+// coversHost reports whether some pattern's host part matches host, paths
+// aside: the question is whether the registry is covered at all.
+func coversHost(patterns []string, host string) bool {
+	for _, m := range patterns {
+		h, _, _ := strings.Cut(m, "/")
+		if ok, _ := URLsMatchStr(h, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// looksOurs tells whether a provider's args or env are this plugin's.
+func looksOurs(p CredentialProvider) bool {
+	for _, e := range p.Env {
+		if strings.HasPrefix(e.Name, "ECR_CREDENTIAL_PROVIDER_") {
+			return true
+		}
+	}
+	for _, a := range p.Args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && contains([]string{"cache-dir", "no-cache", "refresh-timeout", "role-annotation"}, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteAll(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
