@@ -101,6 +101,7 @@ type Server struct {
 	refused    map[string]bool            // role ARNs STS refuses to assume
 	stats      map[string]*OpStats        // "target/operation"
 	total      int
+	inFlight   int
 	log        []Record
 }
 
@@ -190,7 +191,6 @@ func (s *Server) Close() {
 func (s *Server) Env() []string {
 	return []string{
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + s.url,
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4",
 		"AWS_EC2_METADATA_V1_DISABLED=true",
 		"AWS_EC2_METADATA_DISABLED=false",
 		"AWS_ENDPOINT_URL_ECR=" + s.url,
@@ -202,8 +202,7 @@ func (s *Server) Env() []string {
 // Account is the emulated account ID.
 func (s *Server) Account() string { return s.opts.Account }
 
-// RoleARN is the instance profile role; InstanceARN the principal its IMDS
-// credentials sign as.
+// RoleARN is the ARN of the instance profile's role.
 func (s *Server) RoleARN() string {
 	return fmt.Sprintf("arn:aws:iam::%s:role/%s", s.opts.Account, s.opts.RoleName)
 }
@@ -237,6 +236,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	c := &call{s: s, w: w, r: r, body: body}
 	c.rec.Time = s.opts.Now()
+	s.mu.Lock()
+	s.inFlight++
+	s.mu.Unlock()
 	c.route()
 	s.record(c)
 }
@@ -331,71 +333,61 @@ func (c *call) authenticate(service string) bool {
 		c.cred = nil
 		var se *sigError
 		errors.As(err, &se)
-		c.authError(se)
+		c.fail(se.Kind, se.Msg)
 		return false
 	}
 	c.rec.Principal = c.cred.ARN
 	return true
 }
 
-func (c *call) authError(se *sigError) {
-	if c.rec.Target == TargetSTS {
-		code, status := map[string]string{"missing": "MissingAuthenticationToken", "sig": "SignatureDoesNotMatch",
-			"key": "InvalidClientTokenId", "expired": "ExpiredToken", "skew": "SignatureDoesNotMatch"}[se.Kind], http.StatusForbidden
-		if se.Kind == "expired" {
-			status = http.StatusBadRequest
-		}
-		c.stsError(status, code, se.Msg)
-		return
+// awsErrors maps a failure kind to the status and code each protocol answers
+// with: AWS JSON 1.1 (ECR, ECR Public), STS query, and IMDS (status only).
+var awsErrors = map[string]struct {
+	jsonStatus int
+	jsonCode   string
+	stsStatus  int
+	stsCode    string
+	imdsStatus int
+}{
+	"missing":  {403, "MissingAuthenticationTokenException", 403, "MissingAuthenticationToken", 401},
+	"sig":      {400, "InvalidSignatureException", 403, "SignatureDoesNotMatch", 401},
+	"skew":     {400, "InvalidSignatureException", 403, "SignatureDoesNotMatch", 401},
+	"key":      {400, "UnrecognizedClientException", 403, "InvalidClientTokenId", 401},
+	"expired":  {400, "ExpiredTokenException", 400, "ExpiredToken", 401},
+	"throttle": {400, "ThrottlingException", 400, "Throttling", 429},
+	"500":      {500, "ServerException", 500, "InternalFailure", 500},
+	"503":      {503, "ServiceUnavailableException", 503, "ServiceUnavailable", 503},
+	"denied":   {400, "AccessDeniedException", 403, "AccessDenied", 403},
+}
+
+// fail answers with the error of kind in the target's protocol.
+func (c *call) fail(kind, msg string) {
+	e := awsErrors[kind]
+	switch c.rec.Target {
+	case TargetSTS:
+		c.stsError(e.stsStatus, e.stsCode, msg)
+	case TargetIMDS:
+		c.imdsError(e.imdsStatus)
+	default:
+		c.jsonError(e.jsonStatus, e.jsonCode, msg)
 	}
-	code, status := map[string]string{"missing": "MissingAuthenticationTokenException", "sig": "InvalidSignatureException",
-		"key": "UnrecognizedClientException", "expired": "ExpiredTokenException", "skew": "InvalidSignatureException"}[se.Kind], http.StatusBadRequest
-	if se.Kind == "missing" {
-		status = http.StatusForbidden
-	}
-	c.jsonError(status, code, se.Msg)
 }
 
 // injectedError applies the target's error fault, if this request draws one.
 // It returns true when it answered the request.
 func (c *call) injectedError() bool {
 	f, fail := c.s.faultFor(c.rec.Target, "error")
-	if !fail {
+	switch {
+	case !fail:
 		return false
-	}
-	switch f.Kind {
-	case FaultDenied:
+	case f.Kind == FaultDenied:
 		c.deny()
-	case Fault5xx:
-		status := f.Status
-		if status < 500 {
-			status = http.StatusInternalServerError
-		}
-		switch c.rec.Target {
-		case TargetSTS:
-			code := map[int]string{503: "ServiceUnavailable"}[status]
-			if code == "" {
-				code = "InternalFailure"
-			}
-			c.stsError(status, code, "The request processing has failed because of an unknown error, exception or failure.")
-		case TargetIMDS:
-			c.imdsError(status)
-		default:
-			code := map[int]string{503: "ServiceUnavailableException"}[status]
-			if code == "" {
-				code = "ServerException"
-			}
-			c.jsonError(status, code, "Internal error (emulated)")
-		}
-	default: // throttle
-		switch c.rec.Target {
-		case TargetSTS:
-			c.stsError(http.StatusBadRequest, "Throttling", "Rate exceeded")
-		case TargetIMDS:
-			c.imdsError(http.StatusTooManyRequests)
-		default:
-			c.jsonError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
-		}
+	case f.Kind == Fault5xx && f.Status == http.StatusServiceUnavailable:
+		c.fail("503", "Service unavailable (emulated)")
+	case f.Kind == Fault5xx:
+		c.fail("500", "Internal failure (emulated)")
+	default:
+		c.fail("throttle", "Rate exceeded")
 	}
 	return true
 }
@@ -421,16 +413,8 @@ func (c *call) denied() bool {
 // action.
 func (c *call) deny() {
 	action := c.action()
-	msg := fmt.Sprintf("User: %s is not authorized to perform: %s on resource: * because no identity-based policy allows the %s action",
-		c.rec.Principal, action, action)
-	switch c.rec.Target {
-	case TargetSTS:
-		c.stsError(http.StatusForbidden, "AccessDenied", msg)
-	case TargetIMDS:
-		c.imdsError(http.StatusForbidden)
-	default:
-		c.jsonError(http.StatusBadRequest, "AccessDeniedException", msg)
-	}
+	c.fail("denied", fmt.Sprintf("User: %s is not authorized to perform: %s on resource: * because no identity-based policy allows the %s action",
+		c.rec.Principal, action, action))
 }
 
 func (c *call) requestID() string {

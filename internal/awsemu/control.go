@@ -14,7 +14,7 @@ type FaultKind string
 const (
 	// FaultThrottle: ECR ThrottlingException 400, STS Throttling 400, IMDS 429.
 	FaultThrottle FaultKind = "throttle"
-	// Fault5xx: Fault.Status (500 default, or 503) in the target's error shape.
+	// Fault5xx: 503 if Fault.Status is 503, else 500, in the target's error shape.
 	Fault5xx FaultKind = "5xx"
 	// FaultDenied: the AccessDenied error of the target, as if policy denied it.
 	FaultDenied FaultKind = "denied"
@@ -40,7 +40,8 @@ type OpStats struct {
 // Stats counts requests since the last reset.
 type Stats struct {
 	Requests int                `json:"requests"`
-	Ops      map[string]OpStats `json:"ops"` // by "target/operation"
+	InFlight int                `json:"inFlight"` // being served now (e.g. hung)
+	Ops      map[string]OpStats `json:"ops"`      // by "target/operation"
 }
 
 // Op returns the counts of one operation, e.g. Op("ecr", "GetAuthorizationToken").
@@ -90,6 +91,7 @@ func (s *Server) record(c *call) {
 		s.stats[key] = o
 	}
 	s.total++
+	s.inFlight--
 	o.Requests++
 	o.Status[c.rec.Status]++
 	if c.sigFail {
@@ -122,6 +124,8 @@ func (s *Server) ClearFaults() {
 // Deny makes action (e.g. "ecr:GetAuthorizationToken",
 // "ecr-public:GetAuthorizationToken", "sts:GetCallerIdentity") fail with
 // AccessDenied for principalARN, or for everyone when principalARN is "".
+// For sts:AssumeRoleWithWebIdentity the principal is the assumed-role ARN the
+// call would produce; RefuseRole is the simpler way to block a role.
 func (s *Server) Deny(action, principalARN string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,7 +154,7 @@ func (s *Server) RefuseRole(roleARN string) {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Requests: s.total, Ops: map[string]OpStats{}}
+	st := Stats{Requests: s.total, InFlight: s.inFlight, Ops: map[string]OpStats{}}
 	for k, o := range s.stats {
 		cp := *o
 		cp.Status = map[int]int{}

@@ -99,7 +99,7 @@ func (c *call) assumeRoleWithWebIdentity() {
 	refused := c.s.refused[roleARN]
 	c.s.mu.Unlock()
 	if refused || c.denied() {
-		c.stsError(http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+		c.fail("denied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
 		return
 	}
 	ttl := c.s.opts.CredentialTTL
