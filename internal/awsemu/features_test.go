@@ -224,7 +224,7 @@ func TestDeny(t *testing.T) {
 			}},
 		{name: "sts denied", wantCode: "AccessDenied", wantInMsg: "sts:GetCallerIdentity",
 			setup: func(s *Server) { s.Deny("sts:GetCallerIdentity", "") },
-			call: func(ctx context.Context, cfg aws.Config) error { _, err := callerARN(ctx, cfg); return err }},
+			call:  func(ctx context.Context, cfg aws.Config) error { _, err := callerARN(ctx, cfg); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
