@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -65,7 +68,9 @@ type Options struct {
 	// is common when a fleet restarts, and the caller's deadline bounds the
 	// total anyway.
 	MaxAttempts int
-	// MaxBackoff caps the jittered exponential backoff. Default 1s.
+	// BaseBackoff is the first retry's backoff ceiling. Default 50ms.
+	BaseBackoff time.Duration
+	// MaxBackoff caps the jittered exponential backoff. Default 2s.
 	MaxBackoff time.Duration
 	// SessionName names per-pod role sessions. Default "ecr-credential-provider".
 	SessionName string
@@ -81,8 +86,11 @@ func (o *Options) defaults() {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 20
 	}
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = 50 * time.Millisecond
+	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = time.Second
+		o.MaxBackoff = 2 * time.Second
 	}
 	if o.SessionName == "" {
 		o.SessionName = "ecr-credential-provider"
@@ -104,43 +112,78 @@ func New(opts Options) *Fetcher {
 	return &Fetcher{opts: opts}
 }
 
-// Retryer is the SDK retryer the fetcher uses: standard jittered backoff, no
-// client-side retry quota (one short-lived process has nothing to protect),
-// and HTTP 429 retried too, as IMDS throttles with a bare 429.
+// Retryer is the SDK retryer the fetcher uses: full-jitter exponential
+// backoff, no client-side retry quota (one short-lived process has nothing to
+// protect), and HTTP 429 retried too, as IMDS throttles with a bare 429.
 func (f *Fetcher) Retryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = f.opts.MaxAttempts
 		o.MaxBackoff = f.opts.MaxBackoff
+		// The SDK's legacy backoff starts at one second and, with a cap
+		// that low, never jitters: every throttled node would retry in step.
+		o.Backoff = fullJitter{base: f.opts.BaseBackoff, max: f.opts.MaxBackoff}
 		o.RateLimiter = ratelimit.None
 		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{429: {}}})
 	})
+}
+
+// fullJitter waits a random time up to base*2^attempt, capped at max.
+type fullJitter struct{ base, max time.Duration }
+
+func (b fullJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	ceil := b.max
+	if attempt < 30 && b.base<<attempt < b.max {
+		ceil = b.base << attempt
+	}
+	return time.Duration(rand.Int64N(int64(ceil))) + time.Millisecond, nil
 }
 
 // LoadConfig loads the SDK configuration for a region with the default
 // credential chain intact. An empty region leaves it to the chain (env,
 // profile, then IMDS).
 func (f *Fetcher) LoadConfig(ctx context.Context, region string) (aws.Config, error) {
+	httpClient := f.opts.HTTPClient
+	if httpClient == nil {
+		httpClient = awshttp.NewBuildableClient().WithTimeout(f.opts.AttemptTimeout)
+	}
+	// The IMDS client replaces any retryer's backoff with a fixed one-second
+	// sleep unless told not to; under IMDS throttling that alone eats the
+	// deadline. The credential provider gets a client built from the final
+	// config (so endpoint and IMDSv1 settings still come from it) with that
+	// override turned off.
+	roleIMDS := &lazyIMDS{}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(f.Retryer),
-	}
-	if f.opts.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(f.opts.HTTPClient))
-	} else {
-		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(f.opts.AttemptTimeout)))
+		config.WithHTTPClient(httpClient),
+		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = roleIMDS }),
 	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	} else {
-		opts = append(opts, config.WithEC2IMDSRegion())
+		opts = append(opts, config.WithEC2IMDSRegion(func(o *config.UseEC2IMDSRegion) {
+			o.Client = imds.New(imds.Options{Retryer: f.Retryer(), HTTPClient: httpClient, DisableDefaultMaxBackoff: true})
+		}))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
+	roleIMDS.client = imds.NewFromConfig(cfg, func(o *imds.Options) { o.DisableDefaultMaxBackoff = true })
 	if cfg.Region == "" {
 		return aws.Config{}, errors.New("no AWS region: the image host names none and none is configured; set AWS_REGION in the provider's env")
 	}
 	return cfg, nil
+}
+
+// lazyIMDS lets the credential provider be configured before the config it
+// builds its IMDS client from exists; it is first called after loading.
+type lazyIMDS struct{ client *imds.Client }
+
+func (l *lazyIMDS) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, opts ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	if l.client == nil {
+		return nil, errors.New("IMDS client used before the AWS configuration finished loading")
+	}
+	return l.client.GetMetadata(ctx, in, opts...)
 }
 
 // ECRClient returns an ECR client for the registry, on its FIPS or

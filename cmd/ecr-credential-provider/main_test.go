@@ -1,0 +1,406 @@
+package main_test
+
+// These tests run the built binary the way the kubelet does, a fresh process
+// per request with the request on stdin, against the project's AWS emulator
+// through the real aws-sdk-go-v2.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
+	"github.com/kubecred/ecr-credential-provider/internal/cache"
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ecp-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ecr-credential-provider")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the plugin:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	privateHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	privateImg  = privateHost + "/team/app"
+)
+
+type node struct {
+	t     *testing.T
+	emu   *awsemu.Server
+	cache string
+	env   []string
+}
+
+// newNode starts an emulator and an environment with nothing of the host's
+// AWS setup in it: no profile, no keys, IMDS on the emulator.
+func newNode(t *testing.T, opts awsemu.Options) *node {
+	t.Helper()
+	emu, err := awsemu.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	home := t.TempDir()
+	empty := filepath.Join(home, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	n := &node{t: t, emu: emu, cache: filepath.Join(home, "cache")}
+	n.env = append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home,
+		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty,
+		"ECR_CREDENTIAL_PROVIDER_CACHE_DIR=" + n.cache,
+	}, emu.Env()...)
+	return n
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	resp           protocol.Response
+}
+
+func (n *node) run(stdin string, args ...string) result {
+	return n.runEnv(nil, stdin, args...)
+}
+
+func (n *node) runEnv(extra []string, stdin string, args ...string) result {
+	n.t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(append([]string{}, n.env...), extra...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		n.t.Fatal(err)
+	}
+	if r.code == 0 {
+		dec := json.NewDecoder(strings.NewReader(r.stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r.resp); err != nil {
+			n.t.Fatalf("stdout is not one response: %v\n%s", err, r.stdout)
+		}
+		if dec.More() {
+			n.t.Fatalf("stdout holds more than one JSON value: %q", r.stdout)
+		}
+	}
+	return r
+}
+
+func request(version, image string) string {
+	return fmt.Sprintf(`{"kind":"CredentialProviderRequest","apiVersion":%q,"image":%q}`, version, image)
+}
+
+func TestEveryRequestVersionThroughTheSDK(t *testing.T) {
+	for _, v := range protocol.Versions {
+		t.Run(v, func(t *testing.T) {
+			n := newNode(t, awsemu.Options{})
+			r := n.run(request(v, privateImg), "get-credentials")
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if r.resp.APIVersion != v || r.resp.Kind != protocol.ResponseKind || r.resp.CacheKeyType != protocol.CacheKeyRegistry {
+				t.Fatalf("response header %+v", r.resp)
+			}
+			auth := r.resp.Auth[privateHost]
+			if auth.Username != "AWS" || auth.Password != n.emu.PasswordFor(n.emu.InstanceARN()) {
+				t.Fatalf("auth %v, want the node role's token", r.resp.Auth)
+			}
+			st := n.emu.Stats()
+			op := st.Op(awsemu.TargetECR, "GetAuthorizationToken")
+			if op.Requests != 1 || op.Status[200] != 1 || op.SignatureFailures != 0 {
+				t.Fatalf("ECR saw %+v, want one signed call", op)
+			}
+			if st.Requests > 4 {
+				t.Fatalf("cold call made %d HTTP requests, want at most 4", st.Requests)
+			}
+			if r.stderr != "" {
+				t.Fatalf("quiet by default, but stderr has %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestWarmCallMakesNoRequests(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	first := n.run(request(protocol.V1, privateImg))
+	n.emu.Reset()
+	second := n.run(request(protocol.V1, privateHost+"/other/repo"))
+	if first.code != 0 || second.code != 0 {
+		t.Fatalf("exits %d %d: %s %s", first.code, second.code, first.stderr, second.stderr)
+	}
+	if got := n.emu.Stats().Requests; got != 0 {
+		t.Fatalf("cache hit made %d HTTP requests", got)
+	}
+	if first.resp.Auth[privateHost] != second.resp.Auth[privateHost] {
+		t.Fatal("cache hit returned other credentials")
+	}
+	fi, err := os.Stat(n.cache)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("cache dir %v %v", fi, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(n.cache, "*.json"))
+	for _, f := range files {
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v", f, fi.Mode())
+		}
+	}
+}
+
+func TestConcurrentColdProcessesShareOneFetch(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{Latency: 300e6})
+	var wg sync.WaitGroup
+	results := make([]result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = n.run(request(protocol.V1, privateImg)) }()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+	}
+	if got := n.emu.Stats().Op(awsemu.TargetECR, "GetAuthorizationToken").Requests; got != 1 {
+		t.Fatalf("8 concurrent cold calls made %d GetAuthorizationToken calls, want 1", got)
+	}
+}
+
+func TestECRPublic(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	r := n.run(request(protocol.V1, "public.ecr.aws/nginx/nginx"))
+	if r.code != 0 || r.resp.Auth["public.ecr.aws"].Password != n.emu.PasswordFor(n.emu.InstanceARN()) {
+		t.Fatalf("exit %d auth %v: %s", r.code, r.resp.Auth, r.stderr)
+	}
+	recs := n.emu.Requests()
+	var regions []string
+	for _, rec := range recs {
+		if rec.Target == awsemu.TargetECRPublic {
+			regions = append(regions, rec.Region)
+		}
+	}
+	if len(regions) != 1 || regions[0] != "us-east-1" {
+		t.Fatalf("ECR Public calls signed for regions %v, want [us-east-1]", regions)
+	}
+}
+
+func TestECRPublicDeniedPullsAnonymously(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	n.emu.Deny("ecr-public:GetAuthorizationToken", "")
+	r := n.run(request(protocol.V1, "public.ecr.aws/nginx/nginx"))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if len(r.resp.Auth) != 0 || r.resp.CacheDuration == nil || r.resp.CacheDuration.Duration <= 0 {
+		t.Fatalf("response %+v, want no auth and a short cacheDuration", r.resp)
+	}
+	if !strings.Contains(r.stderr, "anonymous") {
+		t.Fatalf("no warning on stderr: %q", r.stderr)
+	}
+}
+
+func TestPrivateDeniedFailsClearly(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	n.emu.Deny("ecr:GetAuthorizationToken", "")
+	r := n.run(request(protocol.V1, privateImg))
+	if r.code == 0 || r.stdout != "" {
+		t.Fatalf("exit %d stdout %q", r.code, r.stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "ecr:GetAuthorizationToken") || !strings.Contains(lines[0], "AmazonEC2ContainerRegistryReadOnly") {
+		t.Fatalf("stderr %q: want one line naming the permission and the fix", r.stderr)
+	}
+}
+
+func TestPerPodRoleWithServiceAccountToken(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	role := "arn:aws:iam::210987654321:role/team-a-puller"
+	saToken := "eyJhbGciOiJSUzI1NiJ9.pod-a.sig"
+	in := fmt.Sprintf(`{"kind":"CredentialProviderRequest","apiVersion":%q,"image":%q,"serviceAccountToken":%q,"serviceAccountAnnotations":{"eks.amazonaws.com/ecr-role-arn":%q}}`,
+		protocol.V1, privateImg, saToken, role)
+	r := n.run(in, "-v", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	want := n.emu.PasswordFor("arn:aws:sts::210987654321:assumed-role/team-a-puller/ecr-credential-provider")
+	if got := r.resp.Auth[privateHost].Password; got != want {
+		t.Fatalf("password %q, want the assumed role's %q", got, want)
+	}
+	if strings.Contains(r.stderr, saToken) || strings.Contains(r.stderr, want) {
+		t.Fatal("debug log leaks the service account token or the password")
+	}
+	if n.emu.Stats().Op(awsemu.TargetSTS, "AssumeRoleWithWebIdentity").Requests != 1 {
+		t.Fatalf("stats %+v", n.emu.Stats())
+	}
+	files, _ := filepath.Glob(filepath.Join(n.cache, "*.json"))
+	if len(files) != 0 {
+		t.Fatalf("per-pod token cached on disk: %v", files)
+	}
+}
+
+func TestStaticKeysFromEnv(t *testing.T) {
+	arn := "arn:aws:iam::123456789012:user/ci"
+	n := newNode(t, awsemu.Options{StaticKeys: map[string]awsemu.StaticKey{"AKIAEXAMPLESTATIC01": {Secret: "s3cr3t/key", ARN: arn}}})
+	r := n.runEnv([]string{"AWS_ACCESS_KEY_ID=AKIAEXAMPLESTATIC01", "AWS_SECRET_ACCESS_KEY=s3cr3t/key"}, request(protocol.V1, privateImg))
+	if r.code != 0 || r.resp.Auth[privateHost].Password != n.emu.PasswordFor(arn) {
+		t.Fatalf("exit %d: %s %v", r.code, r.stderr, r.resp.Auth)
+	}
+	if n.emu.Stats().Target(awsemu.TargetIMDS).Requests != 0 {
+		t.Fatal("env credentials should win over IMDS")
+	}
+}
+
+func TestVanityHostUsesConfiguredRegion(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	r := n.runEnv([]string{"AWS_REGION=eu-central-1"}, request(protocol.V1, "registry.example.com:5000/app"))
+	if r.code != 0 || r.resp.Auth["registry.example.com:5000"].Password == "" {
+		t.Fatalf("exit %d: %s %v", r.code, r.stderr, r.resp.Auth)
+	}
+	if !strings.Contains(r.stderr, "not ECR-shaped") {
+		t.Fatalf("no warning: %q", r.stderr)
+	}
+	for _, rec := range n.emu.Requests() {
+		if rec.Target == awsemu.TargetECR && rec.Region != "eu-central-1" {
+			t.Fatalf("ECR called in %s", rec.Region)
+		}
+	}
+}
+
+func TestBadInputLeavesStdoutEmpty(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	for name, in := range map[string]string{
+		"empty":           "",
+		"garbage":         "hello",
+		"wrong kind":      `{"kind":"Pod","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"x/y"}`,
+		"unknown version": `{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v9","image":"x/y"}`,
+		"empty image":     `{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":""}`,
+	} {
+		r := n.run(in)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code == 0 || r.stdout != "" || len(lines) != 1 || lines[0] == "" {
+			t.Errorf("%s: exit %d stdout %q stderr %q", name, r.code, r.stdout, r.stderr)
+		}
+	}
+	if n.emu.Stats().Requests != 0 {
+		t.Fatal("bad input reached AWS")
+	}
+}
+
+func TestBinaryLinksNoKubernetes(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
+	if err != nil {
+		t.Fatal(err, string(out))
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "dep" && (strings.HasPrefix(f[1], "k8s.io/") || strings.HasPrefix(f[1], "sigs.k8s.io/json")) {
+			t.Errorf("binary links %s", f[1])
+		}
+	}
+}
+
+func TestThrottlingIsRetried(t *testing.T) {
+	for _, target := range []string{awsemu.TargetECR, awsemu.TargetIMDS} {
+		t.Run(target, func(t *testing.T) {
+			n := newNode(t, awsemu.Options{Seed: 7})
+			n.emu.SetFault(target, awsemu.Fault{ErrorRate: 0.5, Kind: awsemu.FaultThrottle})
+			const calls = 12
+			for i := range calls {
+				if r := n.run(request(protocol.V1, privateImg), "--no-cache"); r.code != 0 {
+					t.Fatalf("call %d failed: %s", i, r.stderr)
+				}
+			}
+			throttled := 0
+			for _, rec := range n.emu.Requests() {
+				if rec.Target == target && (rec.Status == 400 || rec.Status == 429) {
+					throttled++
+				}
+			}
+			if throttled == 0 {
+				t.Fatal("the fault never fired, so the test proved nothing")
+			}
+		})
+	}
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	n := newNode(t, awsemu.Options{Seed: 3})
+	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{ErrorRate: 0.5, Kind: awsemu.Fault5xx, Status: 503})
+	for i := range 6 {
+		if r := n.run(request(protocol.V1, privateImg), "--no-cache"); r.code != 0 {
+			t.Fatalf("call %d failed: %s", i, r.stderr)
+		}
+	}
+}
+
+func TestECRHangWithoutCacheFailsWithinDeadline(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{HangRate: 1})
+	r := n.run(request(protocol.V1, privateImg), "--timeout", "2s")
+	if r.code == 0 || r.stdout != "" {
+		t.Fatalf("exit %d stdout %q", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "did not complete in time") {
+		t.Fatalf("stderr %q: want a clear deadline error", r.stderr)
+	}
+}
+
+// A token due for refresh but still valid is served when ECR hangs.
+func TestECRHangServesValidCachedToken(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	getenv := func(k string) string {
+		for _, kv := range n.env {
+			if strings.HasPrefix(kv, k+"=") {
+				return kv[len(k)+1:]
+			}
+		}
+		return ""
+	}
+	reg, _ := ecrhost.Parse(privateImg)
+	d, err := cache.Open(n.cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := d.Put(cache.Entry{Key: plugin.CacheKey(reg, getenv), Registry: reg.Host, Username: "AWS", Password: "cached-pw",
+		FetchedAt: now.Add(-7 * time.Hour), ExpiresAt: now.Add(5 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{HangRate: 1})
+	r := n.run(request(protocol.V1, privateImg), "--refresh-timeout", "1s")
+	if r.code != 0 || r.resp.Auth[privateHost].Password != "cached-pw" {
+		t.Fatalf("exit %d auth %v: %s", r.code, r.resp.Auth, r.stderr)
+	}
+	if r.resp.CacheDuration.Duration > plugin.StaleCacheDuration {
+		t.Fatalf("stale token offered for %v", r.resp.CacheDuration.Duration)
+	}
+	if !strings.Contains(r.stderr, "serving the cached token") {
+		t.Fatalf("no warning: %q", r.stderr)
+	}
+}
