@@ -1,8 +1,89 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
 
-func runDoctor(_ context.Context, env *Env, _ []string) int {
-	env.Stderr.Write([]byte("runDoctor: not built yet\n"))
-	return 2
+	"github.com/kubecred/ecr-credential-provider/internal/doctor"
+)
+
+func runDoctor(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var o doctor.Options
+	var asJSON bool
+	var timeout time.Duration
+	fs.StringVar(&o.ConfigPath, "config", "", "check this CredentialProviderConfig `FILE` (or directory) instead of the running kubelet's")
+	fs.StringVar(&o.BinDir, "bin-dir", "", "check this provider bin `DIR` instead of the running kubelet's")
+	fs.StringVar(&o.RegistryEndpoint, "registry-endpoint", "", "talk to the registry at this `URL` (a private mirror) instead of https://<image host>")
+	fs.BoolVar(&o.RunPlugin, "run-plugin", false, "run the installed plugin even when no kubelet runs here (with --config and --bin-dir)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.DurationVar(&timeout, "timeout", 30*time.Second, "bound on the whole run")
+	fs.DurationVar(&o.CheckTimeout, "check-timeout", 5*time.Second, "bound on each network step and AWS call")
+	fs.StringVar(&o.ProcRoot, "proc", "/proc", "process table to look for the kubelet in")
+	fs.StringVar(&o.Root, "root", "/", "filesystem root the kubelet's paths are relative to (the host's, from inside a container)")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, `Usage: ecr-credential-provider doctor [flags] IMAGE
+
+Checks everything a pull of IMAGE depends on: the kubelet's provider wiring,
+AWS credentials, the network path to ECR and its S3 layer bucket, the
+authorization token, the registry's answer for the image, and the installed
+plugin. Prints one line per check and a fix for each failure.
+Exit status: 0 when a pull would work, 1 when something is broken, 2 for usage errors.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	// Flags may come after the image too: parse what follows it.
+	rest := fs.Args()
+	if len(rest) > 0 {
+		o.Image = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return 2
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(env.Stderr, "doctor: one image at a time; unexpected %q\n", fs.Arg(0))
+			return 2
+		}
+	}
+	if o.Image == "" {
+		fmt.Fprintln(env.Stderr, "doctor:", doctor.ErrNoImage)
+		fs.Usage()
+		return 2
+	}
+	if timeout <= 0 {
+		fmt.Fprintln(env.Stderr, "doctor: --timeout must be positive, e.g. 30s")
+		return 2
+	}
+	o.Getenv = env.getenv
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rep, err := doctor.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "doctor:", err)
+		return 2
+	}
+	if asJSON {
+		err = rep.WriteJSON(env.Stdout)
+	} else {
+		err = rep.WriteText(env.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "doctor: writing the report:", err)
+		return 1
+	}
+	if !rep.OK {
+		return 1
+	}
+	return 0
 }
