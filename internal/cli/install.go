@@ -1,13 +1,148 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
 
-func runInstall(_ context.Context, env *Env, _ []string) int {
-	env.Stderr.Write([]byte("runInstall: not built yet\n"))
-	return 2
+	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
+)
+
+func runInstall(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("install", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var o nodesetup.Options
+	distro := fs.String("distro", "", "how the kubelet runs: kubeadm, k3s, rke2, systemd or eks (default: detected)")
+	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
+	fs.StringVar(&o.BinDir, "bin-dir", "", "the kubelet's --image-credential-provider-bin-dir (default: the distro's; "+nodesetup.DefaultBinDir+" for kubeadm and systemd)")
+	fs.StringVar(&o.Config, "config", "", "the kubelet's --image-credential-provider-config (default: the distro's; "+nodesetup.DefaultConfig+" for kubeadm and systemd)")
+	fs.BoolVar(&o.Public, "public", false, "also match ECR Public images (public.ecr.aws)")
+	fs.StringVar(&o.Binary, "binary", "", "the binary to install (default: this executable)")
+	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a config with other providers")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider install [flags]
+
+Installs this binary and a CredentialProviderConfig for Amazon ECR on this
+node, and wires the kubelet to them the way the node's distribution expects.
+Every file it edits is backed up; 'ecr-credential-provider uninstall' undoes
+it all. Running it again changes nothing.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if *distro != "" {
+		d, err := nodesetup.ParseDistro(*distro)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "install: %v\n", err)
+			return 2
+		}
+		o.Distro = d
+	}
+	res, err := nodesetup.Install(ctx, o)
+	return report(env, "install", res, err)
 }
 
-func runUninstall(_ context.Context, env *Env, _ []string) int {
-	env.Stderr.Write([]byte("runUninstall: not built yet\n"))
-	return 2
+func runUninstall(ctx context.Context, env *Env, args []string) int {
+	fs := flag.NewFlagSet("uninstall", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var o nodesetup.Options
+	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
+	commonFlags(fs, &o, "restore or remove", "also undo files that changed since install")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider uninstall [flags]
+
+Undoes what install did, from its record in `+nodesetup.StateDir+`:
+restores every file it edited from its backup and removes the files and
+directories it created. Files changed since install are left alone unless
+--force. Running it again changes nothing.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	res, err := nodesetup.Uninstall(ctx, o)
+	return report(env, "uninstall", res, err)
+}
+
+func commonFlags(fs *flag.FlagSet, o *nodesetup.Options, verb, force string) {
+	fs.BoolVar(&o.DryRun, "dry-run", false, "print a diff of every file "+fs.Name()+" would "+verb+", and change nothing")
+	fs.BoolVar(&o.Force, "force", false, force)
+	fs.BoolVar(&o.Restart, "restart", false, "restart the kubelet's systemd service (kubelet, k3s or rke2) after a change")
+}
+
+// parseFlags parses args, reporting whether the command is done (help or a
+// usage error) and with which exit code.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, true
+	}
+	return 0, false
+}
+
+// report prints a Result (or the error) and returns the exit code.
+func report(env *Env, cmd string, res *nodesetup.Result, err error) int {
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: %v\n", cmd, err)
+		var ue *nodesetup.UsageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		if res != nil {
+			writeResult(env.Stdout, cmd, res)
+		}
+		return 1
+	}
+	writeResult(env.Stdout, cmd, res)
+	return 0
+}
+
+func writeResult(w io.Writer, cmd string, res *nodesetup.Result) {
+	if len(res.Evidence) > 0 {
+		fmt.Fprintf(w, "detected %s (found %s)\n", res.Distro, strings.Join(res.Evidence, ", "))
+	}
+	if res.Diff != "" {
+		io.WriteString(w, res.Diff)
+	}
+	for _, a := range res.Actions {
+		fmt.Fprintln(w, a.String(res.DryRun || res.NeedsForce))
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	switch {
+	case res.Unchanged && cmd == "install":
+		fmt.Fprintf(w, "ecr-credential-provider is already installed (%s); nothing changed\n", res.Distro)
+	case res.Unchanged:
+		fmt.Fprintln(w, "nothing changed")
+	case res.DryRun:
+		fmt.Fprintln(w, "dry run: nothing was changed")
+	case res.Changed && cmd == "install":
+		fmt.Fprintf(w, "installed for %s; the install record is in %s ('ecr-credential-provider uninstall' undoes it)\n", res.Distro, nodesetup.StateDir)
+	case cmd == "uninstall":
+		fmt.Fprintln(w, "uninstalled")
+	}
+	for _, r := range res.Ran {
+		fmt.Fprintf(w, "ran: %s\n", r)
+	}
+	for _, n := range res.Next {
+		fmt.Fprintf(w, "next: %s\n", n)
+	}
 }

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// k3sNode writes a small k3s node below a temporary root.
+func k3sNode(t *testing.T, configYAML string) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		"etc/rancher/k3s/config.yaml":      configYAML,
+		"etc/systemd/system/k3s.service":   "[Service]\nType=notify\nExecStart=/usr/local/bin/k3s server\n",
+		"usr/local/bin/k3s":                "fake k3s\n",
+		"var/lib/kubelet/.keep-this-there": "",
+	}
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// tree maps every path below root to its mode and content.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := d.Info()
+		c := ""
+		if d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			c = string(b)
+		}
+		out[p] = fi.Mode().String() + " " + c
+		return nil
+	})
+	return out
+}
+
+func sameTree(t *testing.T, what string, a, b map[string]string) {
+	t.Helper()
+	for p, v := range a {
+		if b[p] != v {
+			t.Errorf("%s: %s differs", what, p)
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			t.Errorf("%s: %s was added", what, p)
+		}
+	}
+}
+
+func run(t *testing.T, f func(context.Context, *Env, []string) int, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := f(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
+	return code, out.String(), errb.String()
+}
+
+func contains(t *testing.T, what, s string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Errorf("%s does not say %q:\n%s", what, w, s)
+		}
+	}
+}
+
+func TestInstallUninstallCommands(t *testing.T) {
+	root := k3sNode(t, "# mine\nnode-name: edge-1\n")
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755)
+	before := tree(t, root)
+
+	code, out, errs := run(t, runInstall, "--root", root, "--binary", bin, "--dry-run")
+	if code != 0 {
+		t.Fatalf("install --dry-run: exit %d: %s", code, errs)
+	}
+	contains(t, "install --dry-run", out, "detected k3s",
+		"Binary files /dev/null and /var/lib/rancher/credentialprovider/bin/ecr-credential-provider differ",
+		"+++ /var/lib/rancher/credentialprovider/config.yaml", "+kind: CredentialProviderConfig",
+		"would create /var/lib/rancher/credentialprovider/config.yaml", "dry run: nothing was changed")
+	sameTree(t, "after install --dry-run", before, tree(t, root))
+
+	code, out, errs = run(t, runInstall, "--root", root, "--binary", bin, "--public")
+	if code != 0 {
+		t.Fatalf("install: exit %d: %s", code, errs)
+	}
+	contains(t, "install", out, "created /var/lib/rancher/credentialprovider/bin/ecr-credential-provider",
+		"installed for k3s", "next: the kubelet reads its flags and provider config only when it starts: run systemctl restart k3s.service")
+	cfg, err := os.ReadFile(filepath.Join(root, "var/lib/rancher/credentialprovider/config.yaml"))
+	if err != nil || !bytes.Contains(cfg, []byte("public.ecr.aws")) {
+		t.Errorf("config with --public: %v\n%s", err, cfg)
+	}
+	installed := tree(t, root)
+
+	code, out, _ = run(t, runInstall, "--root", root, "--binary", bin, "--public")
+	if code != 0 || !strings.Contains(out, "already installed (k3s); nothing changed") {
+		t.Errorf("second install: exit %d:\n%s", code, out)
+	}
+	sameTree(t, "after second install", installed, tree(t, root))
+
+	code, out, errs = run(t, runUninstall, "--root", root)
+	if code != 0 {
+		t.Fatalf("uninstall: exit %d: %s", code, errs)
+	}
+	contains(t, "uninstall", out, "removed /var/lib/rancher/credentialprovider/config.yaml", "uninstalled")
+	sameTree(t, "after uninstall", before, tree(t, root))
+
+	code, out, _ = run(t, runUninstall, "--root", root)
+	if code != 0 || !strings.Contains(out, "nothing to uninstall") {
+		t.Errorf("second uninstall: exit %d:\n%s", code, out)
+	}
+}
+
+func TestInstallCommandErrors(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755)
+	tests := []struct {
+		name   string
+		config string
+		args   []string
+		code   int
+		stderr []string
+	}{
+		{"unknown distro", "", []string{"--distro", "openshift"}, 2, []string{"unknown distro \"openshift\"", "kubeadm, k3s"}},
+		{"stray argument", "", []string{"now"}, 2, []string{"unexpected argument \"now\""}},
+		{"unknown flag", "", []string{"--yes"}, 2, []string{"flag provided but not defined: -yes"}},
+		{"restart with another root", "", []string{"--restart"}, 2, []string{"--restart acts on this machine's systemd"}},
+		{"relative bin dir", "", []string{"--bin-dir", "bin"}, 2, []string{"must be an absolute path"}},
+		{"unparsable config.yaml", "node-name: a\nkubelet-arg:\n\t- x\n", nil, 1, []string{"/etc/rancher/k3s/config.yaml", "line 3", "not valid YAML"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := k3sNode(t, tt.config)
+			before := tree(t, root)
+			code, _, errs := run(t, runInstall, append([]string{"--root", root, "--binary", bin}, tt.args...)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d: %s", code, tt.code, errs)
+			}
+			contains(t, "stderr", errs, tt.stderr...)
+			sameTree(t, "after the error", before, tree(t, root))
+		})
+	}
+	if code, _, errs := run(t, runInstall, "-h"); code != 0 || !strings.Contains(errs, "-dry-run") {
+		t.Errorf("install -h: exit %d:\n%s", code, errs)
+	}
+}

@@ -1,0 +1,178 @@
+package nodesetup
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+const (
+	extraArgsVar   = "KUBELET_EXTRA_ARGS"
+	kubeletService = "kubelet.service"
+	// ourDropIn sorts after kubeadm's 10-kubeadm.conf, so its Environment=
+	// is applied last.
+	ourDropIn       = "/etc/systemd/system/kubelet.service.d/90-ecr-credential-provider.conf"
+	kubeadmFlagsEnv = "/var/lib/kubelet/kubeadm-flags.env"
+)
+
+// change is one file install wants to hold given content.
+type change struct {
+	Path string
+	Data []byte
+	// Mode is the mode of a file install owns; 0 keeps the mode of a file
+	// it edits (0644 when it has to create it).
+	Mode   fs.FileMode
+	Binary bool
+	// Unit marks systemd unit files: systemd reads them only on daemon-reload.
+	Unit bool
+}
+
+// wiring is how a distribution's kubelet is told about the provider.
+type wiring struct {
+	Changes []change
+	Notes   []string
+	// Service is the systemd unit to restart for the kubelet to pick it up.
+	Service string
+}
+
+// planKubeletUnit wires a kubelet run by kubelet.service (kubeadm's
+// packages, or a unit of one's own) through KUBELET_EXTRA_ARGS, the
+// variable kubeadm reserves for the user and both kinds of unit expand last.
+// It edits the EnvironmentFile that sets the variable; for kubeadm, the one
+// its drop-in names for it (/etc/default/kubelet on Debian, /etc/sysconfig/
+// kubelet on RHEL); otherwise it sets the variable in a drop-in of its own.
+func planKubeletUnit(n *nodeFS, d Distro, flags []kubeletFlag) (wiring, error) {
+	w := wiring{Service: "kubelet"}
+	u, err := loadUnit(n, kubeletService, ourDropIn)
+	if err != nil {
+		return w, err
+	}
+	if len(u.Files) == 0 {
+		return w, fmt.Errorf("found no %s below %s (looked in %s); install wires the kubelet through its systemd unit, so for a kubelet started some other way add these flags to its command line yourself: %s",
+			kubeletService, n.dir, strings.Join(unitDirs, ", "), flagString(flags))
+	}
+	exec, words, err := u.execStart()
+	if err != nil {
+		return w, err
+	}
+	split, whole := references(words, extraArgsVar)
+	switch {
+	case whole && !split:
+		return w, fmt.Errorf("%s: ExecStart passes ${%s} as one single argument, so the two flags cannot go through it; change it to $%s (no braces) with 'systemctl edit kubelet', or add these flags to ExecStart yourself: %s",
+			exec.where(), extraArgsVar, extraArgsVar, flagString(flags))
+	case !split:
+		return w, fmt.Errorf("%s: ExecStart does not expand $%s, so there is no variable install can set to add flags; add $%s to the end of ExecStart with 'systemctl edit kubelet' and run install again, or add these flags to ExecStart yourself: %s",
+			exec.where(), extraArgsVar, extraArgsVar, flagString(flags))
+	}
+	env, envFiles, err := u.environment(n)
+	if err != nil {
+		return w, err
+	}
+
+	// Where the variable's effective value comes from decides where ours goes.
+	target := ""
+	if v, ok := env[extraArgsVar]; ok && v.File != "" {
+		target = v.File
+	} else if d == Kubeadm {
+		for _, f := range envFiles {
+			if f.Path != kubeadmFlagsEnv && path.IsAbs(f.Path) && !strings.ContainsAny(f.Path, "*?[%") {
+				target = f.Path
+			}
+		}
+	}
+
+	var newValue string
+	var dropped []flagOccurrence
+	if target != "" {
+		st, err := n.read(target)
+		if err != nil {
+			return w, err
+		}
+		as, err := parseEnvFile(target, st.Data)
+		if err != nil {
+			return w, fmt.Errorf("refusing to edit %w", err)
+		}
+		base := env[extraArgsVar].Value // from Environment=, which the file will override
+		if old, ok := lookupEnv(as, extraArgsVar); ok {
+			base = old.Value
+		}
+		newValue, dropped = withFlags(base, flags)
+		data := st.Data
+		if !st.Exists {
+			data = []byte("# Extra kubelet flags, read by kubelet.service (" + strings.Join(u.Files, ", ") + ").\n")
+		}
+		w.Changes = append(w.Changes, change{Path: target, Data: setEnvVar(data, as, extraArgsVar, newValue)})
+	} else {
+		base := env[extraArgsVar].Value
+		newValue, dropped = withFlags(base, flags)
+		w.Changes = append(w.Changes, change{Path: ourDropIn, Data: dropInFor(newValue), Mode: 0o644, Unit: true})
+	}
+	for _, o := range dropped {
+		w.Notes = append(w.Notes, fmt.Sprintf("replaced --%s=%s in %s (the original is restored by uninstall)", o.Name, o.Value, extraArgsVar))
+	}
+
+	// The kubelet takes the last value of a repeated flag; make sure
+	// nothing after $KUBELET_EXTRA_ARGS overrides ours.
+	env[extraArgsVar] = envValue{Value: newValue, From: "install"}
+	args := expand(words, env, exec.where())
+	notes, err := checkFlagOrder(args, flags, extraArgsVar)
+	if err != nil {
+		return w, err
+	}
+	w.Notes = append(w.Notes, notes...)
+	return w, nil
+}
+
+// checkFlagOrder checks that, on the expanded command line, the last
+// setting of each of our flags is the one from ourVar. Earlier settings
+// elsewhere are reported, since the operator may think they still count.
+func checkFlagOrder(args []expandedWord, flags []kubeletFlag, ourVar string) ([]string, error) {
+	words := make([]string, len(args))
+	for i, a := range args {
+		words[i] = a.Word
+	}
+	var notes []string
+	for _, f := range flags {
+		occ := findFlags(words, f.Name)
+		if len(occ) == 0 {
+			continue
+		}
+		last := occ[len(occ)-1]
+		if a := args[last.Index]; a.Var != ourVar {
+			return nil, fmt.Errorf("%s sets --%s=%s after $%s on the kubelet's command line, so it would override ours (%s); remove it there, or run install with --config/--bin-dir naming the paths it uses",
+				a.From, f.Name, last.Value, ourVar, f.Value)
+		}
+		for _, o := range occ[:len(occ)-1] {
+			if a := args[o.Index]; a.Var != ourVar {
+				notes = append(notes, fmt.Sprintf("%s also sets --%s=%s; the kubelet ignores it because $%s comes later on its command line", a.From, f.Name, o.Value, ourVar))
+			}
+		}
+	}
+	return notes, nil
+}
+
+func dropInFor(value string) []byte {
+	var b strings.Builder
+	b.WriteString("# Written by 'ecr-credential-provider install'; 'ecr-credential-provider uninstall' removes it.\n")
+	b.WriteString("# kubelet.service's ExecStart expands $" + extraArgsVar + "; this adds the image\n")
+	b.WriteString("# credential provider flags to it.\n")
+	b.WriteString("[Service]\n")
+	b.WriteString("Environment=" + quoteUnitWord(extraArgsVar+"="+value) + "\n")
+	return []byte(b.String())
+}
+
+// quoteUnitWord writes v as one double-quoted word of a unit file setting,
+// which splitWords (and systemd) read back as v.
+func quoteUnitWord(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%")
+	return `"` + r.Replace(v) + `"`
+}
+
+func flagString(flags []kubeletFlag) string {
+	s := make([]string, len(flags))
+	for i, f := range flags {
+		s[i] = f.String()
+	}
+	return strings.Join(s, " ")
+}

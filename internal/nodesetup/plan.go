@@ -1,0 +1,513 @@
+package nodesetup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+)
+
+const manifestVersion = 1
+
+// manifest is the install record: what install created, what it edited and
+// where the originals are, so that uninstall can undo exactly that.
+type manifest struct {
+	Version int            `json:"version"`
+	Distro  Distro         `json:"distro"`
+	Service string         `json:"service"`
+	BinDir  string         `json:"binDir,omitempty"`
+	Config  string         `json:"config,omitempty"`
+	Files   []manifestFile `json:"files"`
+	// Dirs are the directories install created, outermost first.
+	Dirs []string `json:"dirs,omitempty"`
+}
+
+type manifestFile struct {
+	Path string `json:"path"`
+	// SHA256 is the content install wrote: a file that still has it is
+	// install's to undo; one that has not was changed by someone since.
+	SHA256 string `json:"sha256"`
+	// Backup is where the original is kept; empty when install created the file.
+	Backup string      `json:"backup,omitempty"`
+	Mode   fs.FileMode `json:"mode,omitempty"`
+	UID    int         `json:"uid,omitempty"`
+	GID    int         `json:"gid,omitempty"`
+}
+
+func (m *manifest) find(p string) *manifestFile {
+	if m == nil {
+		return nil
+	}
+	for i := range m.Files {
+		if m.Files[i].Path == p {
+			return &m.Files[i]
+		}
+	}
+	return nil
+}
+
+func loadManifest(n *nodeFS) (*manifest, error) {
+	st, err := n.read(stateFile)
+	if err != nil || !st.Exists {
+		return nil, err
+	}
+	var m manifest
+	bad := func(why string) error {
+		return fmt.Errorf("install record %s: %s; if it is damaged, restore the files listed in it by hand (originals are in %s) and remove it", stateFile, why, backupDir)
+	}
+	if err := json.Unmarshal(st.Data, &m); err != nil {
+		return nil, bad(err.Error())
+	}
+	if m.Version != manifestVersion {
+		return nil, bad(fmt.Sprintf("version %d is not one this binary knows (%d)", m.Version, manifestVersion))
+	}
+	if !services[m.Service] {
+		return nil, bad(fmt.Sprintf("service %q is not one install manages", m.Service))
+	}
+	for _, f := range m.Files {
+		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Backup != "" && path.Dir(f.Backup) != backupDir {
+			return nil, bad(fmt.Sprintf("entry %q/%q is not a path install writes", f.Path, f.Backup))
+		}
+	}
+	for _, d := range m.Dirs {
+		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
+			return nil, bad(fmt.Sprintf("directory %q is not a path install creates", d))
+		}
+	}
+	return &m, nil
+}
+
+func (m *manifest) encode() []byte {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+func backupPath(p string) string { return path.Join(backupDir, url.PathEscape(p)) }
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+type opKind int
+
+const (
+	opWrite opKind = iota
+	opRemove
+	opMkdir
+	opRmdir
+)
+
+// op is one step of a plan. old is what the file held when the plan was
+// made: the diff's left side, and what rollback puts back.
+type op struct {
+	kind     opKind
+	path     string
+	data     []byte
+	mode     fs.FileMode
+	uid, gid int
+	old      fileState
+	binary   bool
+	unit     bool
+	internal bool   // install's own record and backups: not in the diff
+	restore  bool   // the write puts a backup back
+	detail   string // for the report
+}
+
+type plan struct {
+	ops   []op
+	notes []string
+}
+
+func (p *plan) nodeOps() []op {
+	var out []op
+	for _, o := range p.ops {
+		if !o.internal {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (p *plan) touchesUnits() bool {
+	return slices.ContainsFunc(p.ops, func(o op) bool { return o.unit })
+}
+
+// planInstall turns the wanted files into ops, with backups of the files
+// it edits for the first time and an updated install record. Files an
+// earlier install wrote that are no longer wanted (another --bin-dir, say)
+// are undone as uninstall would.
+func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan, error) {
+	p := &plan{}
+	if old != nil {
+		m.Files = append(m.Files, old.Files...)
+		m.Dirs = append(m.Dirs, old.Dirs...)
+	}
+	var backups, node []op
+	wanted := map[string]bool{}
+	for _, c := range changes {
+		wanted[c.Path] = true
+		cur, err := n.read(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		mode := c.Mode
+		if mode == 0 {
+			mode = cur.Mode
+			if !cur.Exists {
+				mode = 0o644
+			}
+		}
+		if sameContent(cur, c.Data) && cur.Mode == mode {
+			continue
+		}
+		o := op{kind: opWrite, path: c.Path, data: c.Data, mode: mode, uid: -1, gid: -1, old: cur, binary: c.Binary, unit: c.Unit}
+		e := m.find(c.Path)
+		if e == nil {
+			m.Files = append(m.Files, manifestFile{Path: c.Path})
+			e = &m.Files[len(m.Files)-1]
+			if cur.Exists {
+				e.Backup, e.Mode, e.UID, e.GID = backupPath(c.Path), cur.Mode, cur.UID, cur.GID
+				backups = append(backups, op{kind: opWrite, path: e.Backup, data: cur.Data, mode: 0o600, uid: -1, gid: -1, internal: true})
+				o.detail = "original kept in " + e.Backup
+			}
+		}
+		e.SHA256 = sum(c.Data)
+		if cur.Exists {
+			o.uid, o.gid = cur.UID, cur.GID
+		}
+		if c.Binary {
+			o.detail = strings.TrimPrefix(o.detail+"; "+fmt.Sprintf("%d bytes, mode %04o", len(c.Data), mode), "; ")
+		}
+		node = append(node, o)
+	}
+
+	// What an earlier install wrote and is no longer wanted.
+	var keep []manifestFile
+	for _, f := range m.Files {
+		if wanted[f.Path] {
+			keep = append(keep, f)
+			continue
+		}
+		undo, kept, err := undoFile(n, f, false)
+		if err != nil {
+			return nil, err
+		}
+		if kept != "" {
+			p.notes = append(p.notes, kept)
+			keep = append(keep, f)
+		}
+		node = append(node, undo...)
+	}
+	// Directories install made for files now gone go too, if empty.
+	inUse := []string{StateDir}
+	for _, f := range keep {
+		inUse = append(inUse, f.Path)
+	}
+	for p := range wanted {
+		inUse = append(inUse, p)
+	}
+	var keptDirs []string
+	for i := len(m.Dirs) - 1; i >= 0; i-- {
+		d := m.Dirs[i]
+		under := func(p string) bool { return strings.HasPrefix(p, d+"/") }
+		if slices.ContainsFunc(m.Files, func(f manifestFile) bool { return under(f.Path) }) && !slices.ContainsFunc(inUse, under) {
+			node = append(node, op{kind: opRmdir, path: d})
+			continue
+		}
+		keptDirs = append([]string{d}, keptDirs...)
+	}
+	m.Files, m.Dirs = keep, keptDirs
+	if len(node) == 0 {
+		return p, nil
+	}
+
+	// Directories first, then the record and backups, so a crash part way
+	// leaves a record uninstall can work from; then the node's files.
+	cur, err := n.read(stateFile)
+	if err != nil {
+		return nil, err
+	}
+	record := op{kind: opWrite, path: stateFile, mode: 0o600, uid: -1, gid: -1, old: cur, internal: true}
+	writes := append(append(append([]op{}, backups...), record), node...)
+	dirs, err := missingParents(n, writes)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		mode, internal := fs.FileMode(0o755), false
+		if d == StateDir || strings.HasPrefix(d, StateDir+"/") {
+			mode, internal = 0o700, true
+		}
+		p.ops = append(p.ops, op{kind: opMkdir, path: d, mode: mode, internal: internal})
+	}
+	m.Dirs = dedupe(append(m.Dirs, dirs...))
+	record.data = m.encode()
+	p.ops = append(p.ops, backups...)
+	p.ops = append(p.ops, record)
+	p.ops = append(p.ops, node...)
+	return p, nil
+}
+
+// missingParents lists the directories the writes need created, each
+// after its parent.
+func missingParents(n *nodeFS, writes []op) ([]string, error) {
+	var dirs []string
+	for _, o := range writes {
+		if o.kind != opWrite {
+			continue
+		}
+		missing, err := n.missingDirs(path.Dir(o.path))
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, missing...)
+	}
+	dirs = dedupe(dirs)
+	slices.SortStableFunc(dirs, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
+	return dirs, nil
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// undoFile plans undoing one recorded file: removing it if install created
+// it, restoring the backup if install edited it. A file whose content is no
+// longer what install wrote is someone else's now: it is left (and kept is
+// the note saying so) unless force.
+func undoFile(n *nodeFS, f manifestFile, force bool) (ops []op, kept string, err error) {
+	cur, err := n.read(f.Path)
+	if err != nil {
+		return nil, "", err
+	}
+	changed := cur.Exists && sum(cur.Data) != f.SHA256
+	if f.Backup == "" {
+		switch {
+		case !cur.Exists:
+			return nil, "", nil
+		case changed && !force:
+			return nil, fmt.Sprintf("%s changed since install, so it was left in place; remove it yourself if it is no longer needed, or pass --force", f.Path), nil
+		}
+		return []op{{kind: opRemove, path: f.Path, old: cur, unit: isUnitFile(f.Path), binary: isBinary(f.Path, cur.Data)}}, "", nil
+	}
+	bk, err := n.read(f.Backup)
+	if err != nil {
+		return nil, "", err
+	}
+	if !bk.Exists {
+		return nil, fmt.Sprintf("the backup of %s (%s) is missing, so it was not restored", f.Path, f.Backup), nil
+	}
+	if (changed || !cur.Exists) && !force {
+		return nil, fmt.Sprintf("%s changed since install, so it was not restored; its original is in %s (pass --force to restore it anyway)", f.Path, f.Backup), nil
+	}
+	return []op{
+		{kind: opWrite, path: f.Path, data: bk.Data, mode: f.Mode, uid: f.UID, gid: f.GID, old: cur, restore: true, unit: isUnitFile(f.Path), binary: isBinary(f.Path, bk.Data)},
+		{kind: opRemove, path: f.Backup, old: bk, internal: true},
+	}, "", nil
+}
+
+func isUnitFile(p string) bool {
+	return strings.Contains(p, "/systemd/") && (strings.HasSuffix(p, ".conf") || strings.HasSuffix(p, ".service"))
+}
+
+// isBinary tells a file to show as "Binary files differ" rather than text.
+func isBinary(p string, data []byte) bool {
+	return path.Base(p) == providerconfig.DefaultName || slices.Contains(data, 0)
+}
+
+// planUninstall undoes every recorded file, then removes the record, the
+// backups and the directories install created (those left empty).
+func planUninstall(n *nodeFS, m *manifest, force bool) (*plan, error) {
+	p := &plan{}
+	var node, internal []op
+	var keep []manifestFile
+	for i := len(m.Files) - 1; i >= 0; i-- {
+		f := m.Files[i]
+		ops, kept, err := undoFile(n, f, force)
+		if err != nil {
+			return nil, err
+		}
+		if kept != "" {
+			p.notes = append(p.notes, kept)
+			keep = append([]manifestFile{f}, keep...)
+		}
+		for _, o := range ops {
+			if o.internal {
+				internal = append(internal, o)
+			} else {
+				node = append(node, o)
+			}
+		}
+	}
+	p.ops = append(p.ops, node...)
+	cur, err := n.read(stateFile)
+	if err != nil {
+		return nil, err
+	}
+	if len(keep) > 0 {
+		left := *m
+		left.Files = keep
+		p.ops = append(p.ops, internal...)
+		p.ops = append(p.ops, op{kind: opWrite, path: stateFile, data: left.encode(), mode: 0o600, uid: -1, gid: -1, old: cur, internal: true})
+		p.notes = append(p.notes, "the install record "+stateFile+" keeps the files above; run uninstall again once they are sorted out")
+		return p, nil
+	}
+	p.ops = append(p.ops, internal...)
+	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
+	for i := len(m.Dirs) - 1; i >= 0; i-- {
+		d := m.Dirs[i]
+		p.ops = append(p.ops, op{kind: opRmdir, path: d, internal: d == StateDir || strings.HasPrefix(d, StateDir+"/")})
+	}
+	return p, nil
+}
+
+// apply runs the plan. If a step fails, the steps done so far are undone in
+// reverse, so the node is as it was before.
+func (p *plan) apply(n *nodeFS) error {
+	var undo []func() error
+	for _, o := range p.ops {
+		u, err := o.do(n)
+		if err != nil {
+			var rbErrs []error
+			for i := len(undo) - 1; i >= 0; i-- {
+				if rerr := undo[i](); rerr != nil {
+					rbErrs = append(rbErrs, rerr)
+				}
+			}
+			if len(rbErrs) > 0 {
+				return fmt.Errorf("%w; rolling back also failed, check these by hand: %v", err, errors.Join(rbErrs...))
+			}
+			return fmt.Errorf("%w (every change made before it was rolled back)", err)
+		}
+		if u != nil {
+			undo = append(undo, u)
+		}
+	}
+	return nil
+}
+
+// do performs one op and returns how to take it back.
+func (o op) do(n *nodeFS) (func() error, error) {
+	putBack := func() error {
+		if !o.old.Exists {
+			return n.remove(o.path)
+		}
+		return n.writeAtomic(o.path, o.old.Data, o.old.Mode, o.old.UID, o.old.GID)
+	}
+	switch o.kind {
+	case opWrite:
+		return putBack, n.writeAtomic(o.path, o.data, o.mode, o.uid, o.gid)
+	case opRemove:
+		if err := n.remove(o.path); err != nil {
+			return nil, fmt.Errorf("remove %s: %w", o.path, err)
+		}
+		return putBack, nil
+	case opMkdir:
+		if err := n.mkdir(o.path, o.mode); err != nil {
+			return nil, fmt.Errorf("create directory %s: %w", o.path, err)
+		}
+		return func() error { _, err := n.removeDirIfEmpty(o.path); return err }, nil
+	case opRmdir:
+		fi, err := n.stat(o.path)
+		if err != nil {
+			return nil, nil // already gone
+		}
+		removed, err := n.removeDirIfEmpty(o.path)
+		if err != nil || !removed {
+			return nil, nil // still in use: not install's to remove
+		}
+		return func() error { return n.mkdir(o.path, fi.Mode().Perm()) }, nil
+	}
+	return nil, fmt.Errorf("unknown op %d", o.kind)
+}
+
+// actions describes the node ops for the report.
+func (p *plan) actions() []Action {
+	var out []Action
+	for _, o := range p.nodeOps() {
+		a := Action{Path: o.path, Detail: o.detail}
+		switch {
+		case o.kind == opMkdir:
+			a.Kind, a.Detail = "mkdir", fmt.Sprintf("mode %04o", o.mode)
+		case o.kind == opRmdir:
+			a.Kind = "rmdir"
+		case o.kind == opRemove:
+			a.Kind = "remove"
+		case o.restore:
+			a.Kind, a.Detail = "restore", "from its backup"
+		case o.old.Exists:
+			a.Kind = "update"
+		default:
+			a.Kind = "create"
+			if a.Detail == "" {
+				a.Detail = fmt.Sprintf("mode %04o", o.mode)
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// diff renders the plan's file changes as one unified diff; binaries are
+// summarised as diff -u does, with their size and checksum.
+func (p *plan) diff() string {
+	var b strings.Builder
+	for _, o := range p.nodeOps() {
+		if o.kind != opWrite && o.kind != opRemove {
+			continue
+		}
+		from, to := o.path, o.path
+		var newData []byte
+		if o.kind == opWrite {
+			newData = o.data
+		} else {
+			to = "/dev/null"
+		}
+		if !o.old.Exists {
+			from = "/dev/null"
+		}
+		if o.binary || isBinary(o.path, o.old.Data) {
+			fmt.Fprintf(&b, "Binary files %s and %s differ", from, to)
+			if o.kind == opWrite {
+				fmt.Fprintf(&b, " (new: %d bytes, sha256 %s, mode %04o)", len(newData), sum(newData)[:16], o.mode)
+			}
+			b.WriteString("\n")
+			continue
+		}
+		d := unifiedDiff(from, to, o.old.Data, newData)
+		if d == "" && o.old.Mode != o.mode && o.kind == opWrite {
+			d = fmt.Sprintf("mode of %s: %04o -> %04o\n", o.path, o.old.Mode, o.mode)
+		}
+		b.WriteString(d)
+	}
+	return b.String()
+}
+
+// parseProviderConfig reads a CredentialProviderConfig (YAML or JSON).
+func parseProviderConfig(data []byte) (providerconfig.CredentialProviderConfig, error) {
+	var cfg providerconfig.CredentialProviderConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return cfg, errors.New(yamlErr(err))
+	}
+	if cfg.Kind != providerconfig.Kind {
+		return cfg, fmt.Errorf("kind is %q, not %s", cfg.Kind, providerconfig.Kind)
+	}
+	return cfg, nil
+}
