@@ -53,6 +53,60 @@ func TestHealthyChainPasses(t *testing.T) {
 	}
 }
 
+func TestECRPublic(t *testing.T) {
+	tests := []struct {
+		name      string
+		deny      bool
+		tokenWant Status
+		loginWant string
+	}{
+		{name: "with a token", tokenWant: StatusOK, loginWant: "issued a pull token with the token (user AWS)"},
+		// Without a token, ECR Public still serves anonymous pulls, as the
+		// kubelet falls back to: the failure is advisory.
+		{name: "token denied", deny: true, tokenWant: StatusFail, loginWant: "issued a pull token anonymously"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			if tt.deny {
+				w.emu.Deny("ecr-public:GetAuthorizationToken", "")
+			}
+			rep, err := Run(context.Background(), w.options(t, pubHost+"/org/app:v1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, _ := render(t, rep, w.password(), "authenticated-"+w.password())
+			t.Log("\n" + text)
+			if !rep.OK {
+				t.Errorf("an ECR Public pull works either way:\n%s", text)
+			}
+			tok := mustCheck(t, rep, CheckAuthToken)
+			if tok.Status != tt.tokenWant {
+				t.Errorf("auth-token: %s, want %s", tok.Status, tt.tokenWant)
+			}
+			if tt.deny {
+				for _, s := range []string{"ecr-public:GetAuthorizationToken", PolicyPublicReadOnly, "sts:GetServiceBearerToken"} {
+					if !strings.Contains(tok.Summary+tok.Remedy, s) {
+						t.Errorf("auth-token failure lacks %q: %s / %s", s, tok.Summary, tok.Remedy)
+					}
+				}
+				if !tok.Advisory || !strings.Contains(text, "! GetAuthorizationToken") {
+					t.Errorf("a denied ECR Public token must be an advisory failure:\n%s", text)
+				}
+			}
+			if c := mustCheck(t, rep, CheckRegistry); c.Status != StatusOK || !strings.Contains(c.Summary, tt.loginWant) || c.Facts["challenge"] != "bearer" {
+				t.Errorf("registry login: %s %q %v", c.Status, c.Summary, c.Facts)
+			}
+			if c := mustCheck(t, rep, CheckNetLayers); c.Status != StatusSkip {
+				t.Errorf("ECR Public has no S3 layer bucket to probe: %s", c.Status)
+			}
+			if c := mustCheck(t, rep, CheckLayerDownload); c.Status != StatusOK || c.Facts["host"] != cdnHost {
+				t.Errorf("layer download: %s %v", c.Status, c.Facts)
+			}
+		})
+	}
+}
+
 func TestFailures(t *testing.T) {
 	tests := []struct {
 		name  string

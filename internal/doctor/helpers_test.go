@@ -77,6 +77,8 @@ const (
 	regHost   = acct + ".dkr.ecr." + region + ".amazonaws.com"
 	otherHost = otherAcct + ".dkr.ecr." + region + ".amazonaws.com"
 	s3Host    = "prod-" + region + "-starport-layer-bucket.s3." + region + ".amazonaws.com"
+	pubHost   = "public.ecr.aws"
+	cdnHost   = "d2glxqk2uabbnd.cloudfront.net"
 	// presignSecret stands for the credential in a presigned S3 URL.
 	presignSecret = "IQoJb3JpZ2luX2VjEPRESIGNEDSECRET"
 )
@@ -208,7 +210,7 @@ const (
 func newFakeECR(t *testing.T, ca *testCA) *fakeECR {
 	f := &fakeECR{passwords: map[string]string{}, denied: map[string]bool{"denied": true}}
 	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.TLS = &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, "*.dkr.ecr."+region+".amazonaws.com", s3Host, "127.0.0.1")}}
+	f.TLS = &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, "*.dkr.ecr."+region+".amazonaws.com", s3Host, pubHost, cdnHost, "127.0.0.1")}}
 	quiet(f.Server)
 	f.StartTLS()
 	t.Cleanup(f.Close)
@@ -219,13 +221,17 @@ func (f *fakeECR) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.seen = append(f.seen, r.Method+" "+r.Host+r.URL.Path)
 	f.mu.Unlock()
-	if strings.HasPrefix(r.Host, "prod-") {
+	if r.Host == s3Host || r.Host == cdnHost {
 		if r.URL.Query().Get("X-Amz-Security-Token") != presignSecret || r.Header.Get("Authorization") != "" {
 			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
 			return
 		}
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write([]byte("{"))
+		return
+	}
+	if r.Host == pubHost {
+		f.servePublic(w, r)
 		return
 	}
 	user, pass, ok := r.BasicAuth()
@@ -269,6 +275,49 @@ func (f *fakeECR) serve(w http.ResponseWriter, r *http.Request) {
 			"config":        map[string]any{"digest": configDigest, "size": 2},
 			"layers":        []any{map[string]any{"digest": layerDigest, "size": 10}},
 		})
+	}
+}
+
+// anonToken is what ECR Public's token service hands anyone.
+const anonToken = "anonymous-public-pull-token"
+
+// servePublic is ECR Public: a Bearer challenge, a token service that
+// takes AWS:<password> or nothing, and blobs on a CDN.
+func (f *fakeECR) servePublic(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/token/" {
+		tok := anonToken
+		if user, pass, ok := r.BasicAuth(); ok {
+			if user != "AWS" || f.passwords[pass] == "" {
+				regError(w, http.StatusUnauthorized, "DENIED", "bad credentials")
+				return
+			}
+			tok = "authenticated-" + pass
+		}
+		json.NewEncoder(w).Encode(map[string]string{"token": tok})
+		return
+	}
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || (bearer != anonToken && f.passwords[strings.TrimPrefix(bearer, "authenticated-")] == "") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="https://public.ecr.aws/token/",service="public.ecr.aws",scope="aws"`)
+		regError(w, http.StatusUnauthorized, "DENIED", "Not Authorized")
+		return
+	}
+	switch {
+	case r.URL.Path == "/v2/":
+		w.WriteHeader(http.StatusOK)
+	case r.URL.Path == "/v2/org/app/manifests/v1":
+		w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"schemaVersion": 2,
+			"mediaType":     "application/vnd.docker.distribution.manifest.v2+json",
+			"config":        map[string]any{"digest": configDigest, "size": 2},
+			"layers":        []any{map[string]any{"digest": layerDigest, "size": 10}},
+		})
+	case strings.HasPrefix(r.URL.Path, "/v2/org/app/blobs/"):
+		w.Header().Set("Location", "https://"+cdnHost+"/blob?X-Amz-Security-Token="+presignSecret)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	default:
+		regError(w, http.StatusNotFound, "NAME_UNKNOWN", "no such repository")
 	}
 }
 
@@ -369,6 +418,8 @@ func newWorld(t *testing.T) *world {
 		regHost:   {"127.0.0.2"},
 		otherHost: {"127.0.0.2"},
 		s3Host:    {"127.0.0.3"},
+		pubHost:   {"127.0.0.2"},
+		cdnHost:   {"127.0.0.3"},
 	}}
 	w.dialer = &loopDialer{routes: map[string]string{
 		"127.0.0.2:443": w.reg.addr(),

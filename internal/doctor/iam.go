@@ -30,7 +30,7 @@ type Denial struct {
 }
 
 var (
-	deniedRe = regexp.MustCompile(`User: (\S+) is not authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9*]+)(?: on resource: (\S+))?(?: because (.*?))?\.?$`)
+	deniedRe = regexp.MustCompile(`User: (\S+) is not authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9*]+)(?: on resource: (\S+))?(?: (?:because|with) (.*?))?\.?$`)
 	actionRe = regexp.MustCompile(`not authorized to perform:? ([A-Za-z0-9-]+:[A-Za-z0-9*]+)`)
 )
 

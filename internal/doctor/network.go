@@ -20,6 +20,9 @@ type endpoint struct {
 	Host string // host name or IP literal, no port
 	Port string
 	TLS  bool
+	// Base is scheme://host[:port] as given: a default port stays implied,
+	// so the Host header is what clients send.
+	Base *url.URL
 }
 
 func endpointFromURL(role, raw string) (endpoint, error) {
@@ -27,7 +30,7 @@ func endpointFromURL(role, raw string) (endpoint, error) {
 	if err != nil || u.Host == "" {
 		return endpoint{}, fmt.Errorf("%s endpoint %q is not a URL such as https://host[:port]", role, raw)
 	}
-	ep := endpoint{Role: role, Host: u.Hostname(), Port: u.Port(), TLS: u.Scheme != "http"}
+	ep := endpoint{Role: role, Host: u.Hostname(), Port: u.Port(), TLS: u.Scheme != "http", Base: &url.URL{Scheme: u.Scheme, Host: u.Host}}
 	if ep.Port == "" {
 		ep.Port = "443"
 		if !ep.TLS {

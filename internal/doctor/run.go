@@ -538,11 +538,7 @@ func (r *run) checkRegistryAuth(ctx context.Context) Check {
 	if !r.tokOK && !r.reg.Public {
 		return skipped(CheckRegistry, "no authorization token")
 	}
-	scheme := "https"
-	if !ep.TLS {
-		scheme = "http"
-	}
-	r.rc = &registryClient{r: r, base: &url.URL{Scheme: scheme, Host: ep.String()}, hc: r.httpClient()}
+	r.rc = &registryClient{r: r, base: ep.Base, hc: r.httpClient()}
 	if r.tokOK {
 		r.rc.user, r.rc.pass = r.tok.Username, r.tok.Password
 	}
