@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 // Env is what a command may touch of the process: tests pass their own.
@@ -54,8 +52,9 @@ var Version = "dev"
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, env *Env) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// No signal handling: the plugin must die when the kubelet kills it,
+	// and the other commands bound their own work with timeouts.
+	ctx := context.Background()
 	if len(args) > 0 {
 		if c, ok := commands[args[0]]; ok {
 			return c.run(ctx, env, args[1:])

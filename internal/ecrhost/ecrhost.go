@@ -5,7 +5,6 @@ package ecrhost
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -23,31 +22,57 @@ type Partition struct {
 	// DualStackSuffix is the dual-stack registry suffix, if ECR offers one:
 	// <acct>.dkr-ecr.<region>.<DualStackSuffix>.
 	DualStackSuffix string
-	regionRe        *regexp.Regexp
+	// regionPrefixes are the region name prefixes the partition claims, as
+	// in the SDK's partition table: a region is <prefix>-<word>-<digits>.
+	regionPrefixes []string
 }
 
 // Partitions lists every partition, in the order regions are matched: the
 // commercial partition's region pattern is the loosest, so it comes last.
 var Partitions = []Partition{
-	{ID: "aws-cn", Suffix: "amazonaws.com.cn", DualStackSuffix: "on.amazonwebservices.com.cn", regionRe: regexp.MustCompile(`^cn-\w+-\d+$`)},
-	{ID: "aws-us-gov", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionRe: regexp.MustCompile(`^us-gov-\w+-\d+$`)},
-	{ID: "aws-iso", Suffix: "c2s.ic.gov", regionRe: regexp.MustCompile(`^us-iso-\w+-\d+$`)},
-	{ID: "aws-iso-b", Suffix: "sc2s.sgov.gov", regionRe: regexp.MustCompile(`^us-isob-\w+-\d+$`)},
-	{ID: "aws-iso-e", Suffix: "cloud.adc-e.uk", regionRe: regexp.MustCompile(`^eu-isoe-\w+-\d+$`)},
-	{ID: "aws-iso-f", Suffix: "csp.hci.ic.gov", regionRe: regexp.MustCompile(`^us-isof-\w+-\d+$`)},
-	{ID: "aws-eusc", Suffix: "amazonaws.eu", regionRe: regexp.MustCompile(`^eusc-de-\w+-\d+$`)},
-	{ID: "aws", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionRe: regexp.MustCompile(`^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$`)},
+	{ID: "aws-cn", Suffix: "amazonaws.com.cn", DualStackSuffix: "on.amazonwebservices.com.cn", regionPrefixes: []string{"cn"}},
+	{ID: "aws-us-gov", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionPrefixes: []string{"us-gov"}},
+	{ID: "aws-iso", Suffix: "c2s.ic.gov", regionPrefixes: []string{"us-iso"}},
+	{ID: "aws-iso-b", Suffix: "sc2s.sgov.gov", regionPrefixes: []string{"us-isob"}},
+	{ID: "aws-iso-e", Suffix: "cloud.adc-e.uk", regionPrefixes: []string{"eu-isoe"}},
+	{ID: "aws-iso-f", Suffix: "csp.hci.ic.gov", regionPrefixes: []string{"us-isof"}},
+	{ID: "aws-eusc", Suffix: "amazonaws.eu", regionPrefixes: []string{"eusc-de"}},
+	{ID: "aws", Suffix: "amazonaws.com", DualStackSuffix: "on.aws", regionPrefixes: []string{"us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"}},
 }
 
 // PartitionForRegion returns the partition a region belongs to, and false for
 // a region no partition claims.
 func PartitionForRegion(region string) (Partition, bool) {
 	for _, p := range Partitions {
-		if p.regionRe.MatchString(region) {
-			return p, true
+		for _, pre := range p.regionPrefixes {
+			if rest, ok := strings.CutPrefix(region, pre+"-"); ok && wordDashDigits(rest) {
+				return p, true
+			}
 		}
 	}
 	return Partition{}, false
+}
+
+// wordDashDigits matches the SDK's `\w+-\d+`. Hand-written rather than a
+// regexp: compiling regexps at start-up costs every plugin call.
+func wordDashDigits(s string) bool {
+	word, digits, ok := strings.Cut(s, "-")
+	return ok && word != "" && all(word, isWord) && digits != "" && all(digits, isDigit)
+}
+
+func all(s string, f func(byte) bool) bool {
+	for i := range len(s) {
+		if !f(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isWord(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
 }
 
 // Registry is what an image's host says about where its credentials come from.
@@ -89,7 +114,28 @@ func (r Registry) Kind() string {
 	return s + ")"
 }
 
-var privateRe = regexp.MustCompile(`^(\d{12})\.(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([a-z0-9][a-z0-9-]*)\.(.+)$`)
+// splitPrivate splits <12 digits>.<dkr.ecr|dkr.ecr-fips|dkr-ecr|dkr-ecr-fips>.<region>.<suffix>.
+func splitPrivate(name string) (account, label, region, suffix string, ok bool) {
+	account, rest, ok := strings.Cut(name, ".")
+	if !ok || len(account) != 12 || !all(account, isDigit) {
+		return "", "", "", "", false
+	}
+	for _, l := range []string{"dkr.ecr-fips", "dkr.ecr", "dkr-ecr-fips", "dkr-ecr"} {
+		if r, found := strings.CutPrefix(rest, l+"."); found {
+			label, rest = l, r
+			break
+		}
+	}
+	if label == "" {
+		return "", "", "", "", false
+	}
+	region, suffix, ok = strings.Cut(rest, ".")
+	if !ok || region == "" || suffix == "" || region[0] == '-' ||
+		!all(region, func(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || c == '-' }) {
+		return "", "", "", "", false
+	}
+	return account, label, region, suffix, true
+}
 
 // Parse reads the registry out of an image reference such as
 // "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1" or
@@ -109,11 +155,10 @@ func Parse(image string) (Registry, error) {
 			return r, nil
 		}
 	}
-	m := privateRe.FindStringSubmatch(name)
-	if m == nil {
+	account, label, region, suffix, ok := splitPrivate(name)
+	if !ok {
 		return r, nil
 	}
-	account, label, region, suffix := m[1], m[2], m[3], m[4]
 	dual := strings.HasPrefix(label, "dkr-ecr")
 	fips := strings.HasSuffix(label, "-fips")
 	part, ok := PartitionForRegion(region)

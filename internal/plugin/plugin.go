@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
@@ -78,7 +79,11 @@ func (c *Config) defaults() {
 	}
 }
 
-var roleARNRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+// roleARN is compiled on first use: only per-pod requests need it, and a
+// package-level regexp would cost every cache hit its compile time.
+var roleARN = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+})
 
 // Identity picks whose credentials serve the request: a per-pod role when
 // the request carries a service account token and a role is named, else the
@@ -100,7 +105,7 @@ func Identity(req protocol.Request, annotations []string, getenv func(string) st
 	if role == "" {
 		return token.Identity{}, nil
 	}
-	if !roleARNRe.MatchString(role) {
+	if !roleARN().MatchString(role) {
 		return token.Identity{}, fmt.Errorf("%s is not an IAM role ARN (want arn:aws:iam::<account>:role/<name>)", source)
 	}
 	return token.Identity{RoleARN: role, WebIdentityToken: req.ServiceAccountToken}, nil
