@@ -17,39 +17,55 @@ import (
 )
 
 func TestHealthyChainPasses(t *testing.T) {
-	w := newWorld(t)
-	rep, err := Run(context.Background(), w.options(t, regHost+"/app:v1"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		image    string
+		manifest string // substring of the manifest check's summary
+	}{
+		{regHost + "/app:v1", "tag v1: OCI manifest sha256:3333"},
+		// An index: the doctor follows it to this platform's manifest.
+		{regHost + "/multi:v1", "tag v1: OCI index sha256:3333333333333333333333333333333333333333333333333333333333333333, 2 platforms, 1 layer(s)"},
 	}
-	text, _ := render(t, rep, w.password())
-	if !rep.OK {
-		t.Fatalf("a healthy chain must pass:\n%s", text)
-	}
-	for _, c := range rep.Checks {
-		want := StatusOK
-		switch c.ID {
-		case CheckKubelet, CheckProviderConfig, CheckProviderMatch, CheckProviderBinary, CheckPlugin:
-			want = StatusSkip // no kubelet in this test
-		}
-		if c.Status != want {
-			t.Errorf("%s: status %s, want %s: %s", c.ID, c.Status, want, c.Summary)
-		}
-	}
-	if got := mustCheck(t, rep, CheckIdentity).Facts["roleArn"]; got != "arn:aws:iam::"+acct+":role/ecr-node-role" {
-		t.Errorf("identity roleArn = %q", got)
-	}
-	if got := mustCheck(t, rep, CheckCredentials).Facts["source"]; got != "EC2RoleProvider" {
-		t.Errorf("credential source = %q, want EC2RoleProvider (the emulator's IMDS)", got)
-	}
-	if got := mustCheck(t, rep, CheckLayerDownload).Facts["host"]; got != s3Host {
-		t.Errorf("layer download host = %q, want %s", got, s3Host)
-	}
-	if n := w.emu.Stats().Op(awsemu.TargetECR, "GetAuthorizationToken").Requests; n != 1 {
-		t.Errorf("GetAuthorizationToken called %d times, want 1", n)
-	}
-	if !strings.Contains(text, "OK: a pull of this image would work") {
-		t.Errorf("text verdict missing:\n%s", text)
+	for _, tt := range tests {
+		t.Run(tt.image, func(t *testing.T) {
+			w := newWorld(t)
+			rep, err := Run(context.Background(), w.options(t, tt.image))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, _ := render(t, rep, w.password())
+			t.Log("\n" + text)
+			if !rep.OK {
+				t.Fatalf("a healthy chain must pass:\n%s", text)
+			}
+			for _, c := range rep.Checks {
+				want := StatusOK
+				switch c.ID {
+				case CheckKubelet, CheckProviderConfig, CheckProviderMatch, CheckProviderBinary, CheckPlugin:
+					want = StatusSkip // no kubelet in this test
+				}
+				if c.Status != want {
+					t.Errorf("%s: status %s, want %s: %s", c.ID, c.Status, want, c.Summary)
+				}
+			}
+			if m := mustCheck(t, rep, CheckManifest); !strings.Contains(m.Summary, tt.manifest) {
+				t.Errorf("manifest summary %q lacks %q", m.Summary, tt.manifest)
+			}
+			if got := mustCheck(t, rep, CheckIdentity).Facts["roleArn"]; got != "arn:aws:iam::"+acct+":role/ecr-node-role" {
+				t.Errorf("identity roleArn = %q", got)
+			}
+			if got := mustCheck(t, rep, CheckCredentials).Facts["source"]; got != "EC2RoleProvider" {
+				t.Errorf("credential source = %q, want EC2RoleProvider (the emulator's IMDS)", got)
+			}
+			if got := mustCheck(t, rep, CheckLayerDownload).Facts["host"]; got != s3Host {
+				t.Errorf("layer download host = %q, want %s", got, s3Host)
+			}
+			if n := w.emu.Stats().Op(awsemu.TargetECR, "GetAuthorizationToken").Requests; n != 1 {
+				t.Errorf("GetAuthorizationToken called %d times, want 1", n)
+			}
+			if !strings.Contains(text, "OK: a pull of this image would work") {
+				t.Errorf("text verdict missing:\n%s", text)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,6 +206,8 @@ type fakeECR struct {
 const (
 	configDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	layerDigest  = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	// platformDigest is the index entry for the platform the tests run on.
+	platformDigest = "sha256:4444444444444444444444444444444444444444444444444444444444444444"
 )
 
 func newFakeECR(t *testing.T, ca *testCA) *fakeECR {
@@ -262,20 +265,45 @@ func (f *fakeECR) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.denied[repo]:
 		regError(w, http.StatusForbidden, "DENIED", fmt.Sprintf("User: %s is not authorized to perform: ecr:BatchGetImage on resource: arn:aws:ecr:%s:%s:repository/%s because no resource-based policy allows the ecr:BatchGetImage action", principal, region, acctID, repo))
+	case repo == "multi" && ref == "v1":
+		writeManifest(w, r, "application/vnd.oci.image.index.v1+json", map[string]any{
+			"manifests": []any{
+				map[string]any{"digest": "sha256:" + strings.Repeat("a", 64), "platform": map[string]string{"os": "linux", "architecture": "s390x"}},
+				map[string]any{"digest": platformDigest, "platform": map[string]string{"os": runtime.GOOS, "architecture": runtime.GOARCH}},
+			},
+		})
+	case repo == "multi" && ref == platformDigest:
+		writeManifest(w, r, "application/vnd.oci.image.manifest.v1+json", imageManifest)
 	case repo != "app":
 		regError(w, http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", repo, acctID))
 	case ref != "v1":
-		regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("Requested image not found"))
+		regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "Requested image not found")
 	default:
-		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		w.Header().Set("Docker-Content-Digest", "sha256:3333333333333333333333333333333333333333333333333333333333333333")
-		json.NewEncoder(w).Encode(map[string]any{
-			"schemaVersion": 2,
-			"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-			"config":        map[string]any{"digest": configDigest, "size": 2},
-			"layers":        []any{map[string]any{"digest": layerDigest, "size": 10}},
-		})
+		writeManifest(w, r, "application/vnd.oci.image.manifest.v1+json", imageManifest)
 	}
+}
+
+// imageManifest is a one-layer image.
+var imageManifest = map[string]any{
+	"config": map[string]any{"digest": configDigest, "size": 2},
+	"layers": []any{map[string]any{"digest": layerDigest, "size": 10}},
+}
+
+// writeManifest serves a manifest of mediaType, if the client accepts it:
+// ECR answers MANIFEST_UNKNOWN when the Accept header does not cover the
+// stored manifest's type.
+func writeManifest(w http.ResponseWriter, r *http.Request, mediaType string, body map[string]any) {
+	if !strings.Contains(r.Header.Get("Accept"), mediaType) {
+		regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "the Accept header does not cover "+mediaType)
+		return
+	}
+	doc := map[string]any{"schemaVersion": 2, "mediaType": mediaType}
+	for k, v := range body {
+		doc[k] = v
+	}
+	w.Header().Set("Content-Type", mediaType)
+	w.Header().Set("Docker-Content-Digest", "sha256:3333333333333333333333333333333333333333333333333333333333333333")
+	json.NewEncoder(w).Encode(doc)
 }
 
 // anonToken is what ECR Public's token service hands anyone.
@@ -306,13 +334,7 @@ func (f *fakeECR) servePublic(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/v2/":
 		w.WriteHeader(http.StatusOK)
 	case r.URL.Path == "/v2/org/app/manifests/v1":
-		w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"schemaVersion": 2,
-			"mediaType":     "application/vnd.docker.distribution.manifest.v2+json",
-			"config":        map[string]any{"digest": configDigest, "size": 2},
-			"layers":        []any{map[string]any{"digest": layerDigest, "size": 10}},
-		})
+		writeManifest(w, r, "application/vnd.docker.distribution.manifest.v2+json", imageManifest)
 	case strings.HasPrefix(r.URL.Path, "/v2/org/app/blobs/"):
 		w.Header().Set("Location", "https://"+cdnHost+"/blob?X-Amz-Security-Token="+presignSecret)
 		w.WriteHeader(http.StatusTemporaryRedirect)
