@@ -135,6 +135,8 @@ func TestFailures(t *testing.T) {
 		wantFacts map[string]string
 		// skipped checks must say why.
 		skipped []string
+		// alsoFailed are further checks the same cause fails.
+		alsoFailed []string
 		// not must not appear anywhere in the check.
 		not []string
 	}{
@@ -273,9 +275,10 @@ func TestFailures(t *testing.T) {
 				w.dialer.routes["127.0.0.3:443"] = blackhole(t)
 				o.CheckTimeout = 300 * time.Millisecond
 			},
-			check:     CheckLayerDownload,
-			want:      []string{s3Host, "S3 gateway endpoint (com.amazonaws." + region + ".s3)", "route table"},
-			wantFacts: map[string]string{"failure": failTimeout},
+			check:      CheckNetLayers,
+			want:       []string{s3Host, "S3 gateway endpoint (com.amazonaws." + region + ".s3)", "route table"},
+			wantFacts:  map[string]string{"stage": "tcp", "failure": failTimeout},
+			alsoFailed: []string{CheckLayerDownload},
 		},
 	}
 	for _, tt := range tests {
@@ -312,6 +315,11 @@ func TestFailures(t *testing.T) {
 			for k, v := range tt.wantFacts {
 				if c.Facts[k] != v {
 					t.Errorf("%s fact %s = %q, want %q", tt.check, k, c.Facts[k], v)
+				}
+			}
+			for _, id := range tt.alsoFailed {
+				if s := mustCheck(t, rep, id); s.Status != StatusFail || s.Remedy != c.Remedy {
+					t.Errorf("%s: %s with fix %q, want the same failure as %s", id, s.Status, s.Remedy, tt.check)
 				}
 			}
 			for _, id := range tt.skipped {

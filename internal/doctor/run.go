@@ -78,24 +78,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// Credentials and the three network paths don't depend on each other:
 	// run them side by side so a run with several timeouts stays short.
 	var creds, ident Check
-	var nets [3]Check
 	r.aws, r.awsErr = r.o.NewAWS(ctx, r.reg)
 	r.planEndpoints(ctx)
+	roles := []string{roleAPI, roleRegistry, roleLayers}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		creds = r.guard(ctx, CheckCredentials, r.checkCredentials)
 		ident = r.guard(ctx, CheckIdentity, r.checkIdentity)
 	})
-	for i, role := range []string{roleAPI, roleRegistry, roleLayers} {
-		wg.Go(func() {
-			nets[i] = r.guard(ctx, netCheckID(role), func(ctx context.Context) Check { return r.checkNetwork(ctx, role) })
-		})
+	for _, role := range roles {
+		if ep, ok := r.eps[role]; ok && ctx.Err() == nil {
+			wg.Go(func() { r.setProbe(role, r.probe(ctx, ep)) })
+		}
 	}
 	wg.Wait()
 	add(creds)
 	add(ident)
-	for _, c := range nets {
-		add(c)
+	// Checks are built once every probe is in: whether the ECR endpoints
+	// are VPC endpoints changes the advice for the S3 path.
+	for _, role := range roles {
+		add(r.checkNetwork(role))
 	}
 	add(r.guard(ctx, CheckAuthToken, r.checkAuthToken))
 	add(r.guard(ctx, CheckRegistry, r.checkRegistryAuth))
@@ -362,7 +364,7 @@ func (r *run) planEndpoints(ctx context.Context) {
 	}
 }
 
-func (r *run) checkNetwork(ctx context.Context, role string) Check {
+func (r *run) checkNetwork(role string) Check {
 	id := netCheckID(role)
 	ep, ok := r.eps[role]
 	if !ok {
@@ -374,8 +376,10 @@ func (r *run) checkNetwork(ctx context.Context, role string) Check {
 		}
 		return skipped(id, "no registry endpoint")
 	}
-	p := r.probe(ctx, ep)
-	r.setProbe(role, p)
+	p, ok := r.probes[role]
+	if !ok {
+		return skipped(id, "the doctor's --timeout ran out before this check")
+	}
 	return r.netCheck(id, ep, p)
 }
 
@@ -392,7 +396,7 @@ func (r *run) netCheck(id string, ep endpoint, p probeResult) Check {
 	if p.ok() {
 		c = passed(id, probeSummary(ep, p))
 	} else {
-		c = failed(id, probeSummary(ep, p), probeRemedy(ep, p, r.reg.Region, p.Private))
+		c = failed(id, probeSummary(ep, p), probeRemedy(ep, p, r.reg.Region, r.vpce()))
 		c.fact("stage", p.Stage)
 		c.fact("failure", p.Kind)
 	}
@@ -402,10 +406,30 @@ func (r *run) netCheck(id string, ep endpoint, p probeResult) Check {
 	if p.Private && ep.Role != roleLayers {
 		c.Notes = append(c.Notes, fmt.Sprintf("private addresses: an interface VPC endpoint answers for %s; layers still come from S3, so the subnet's route table also needs the S3 gateway endpoint (com.amazonaws.%s.s3)", ep.Host, r.reg.Region))
 	}
+	if ep.Role == roleAPI {
+		if v := r.endpointOverride(); v != "" {
+			c.Notes = append(c.Notes, "endpoint set by "+v)
+		}
+	}
 	if px := r.proxyFor(); px != "" {
 		c.Notes = append(c.Notes, px+" is set: the doctor connects directly, while the SDK and the container runtime may use the proxy")
 	}
 	return c
+}
+
+// endpointOverride names the variable that sets the ECR API endpoint, if
+// one does (the SDK also reads endpoint_url from the shared config).
+func (r *run) endpointOverride() string {
+	names := []string{"AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL"}
+	if r.reg.Public {
+		names[0] = "AWS_ENDPOINT_URL_ECR_PUBLIC"
+	}
+	for _, k := range names {
+		if r.o.Getenv(k) != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 func (r *run) proxyFor() string {
@@ -703,7 +727,10 @@ func (r *run) checkLayerDownload(ctx context.Context) Check {
 	r.secrets.add(loc.RawQuery)
 	r.secrets.add(loc.String())
 	ep, _ := endpointFromURL(roleLayers, (&url.URL{Scheme: loc.Scheme, Host: loc.Host}).String())
-	p := r.probe(ctx, ep)
+	p, probed := r.probes[roleLayers]
+	if !probed || r.eps[roleLayers].String() != ep.String() || p.ok() {
+		p = r.probe(ctx, ep)
+	}
 	if !p.ok() {
 		c := failed(CheckLayerDownload, "layers redirect to "+ep.Host+": "+probeSummary(ep, p), probeRemedy(ep, p, r.reg.Region, r.vpce()))
 		c.fact("host", ep.Host)
