@@ -289,6 +289,12 @@ func (r *run) checkProviderConfig() Check {
 		return failed(CheckProviderConfig, shown+": "+err.Error(), rem)
 	}
 	r.wiring.cfg = cfg
+	// Provider env values may be credentials: never let them be printed.
+	for _, p := range cfg.Providers() {
+		for _, e := range p.Env {
+			r.secrets.add(e.Value)
+		}
+	}
 	var errs, warns []string
 	for _, f := range providerconfig.Validate(cfg, providerconfig.Options{}) {
 		msg := r.shownPath(f.File, host, shown)
@@ -316,12 +322,6 @@ func (r *run) checkProviderConfig() Check {
 	c.fact("path", shown)
 	if len(warns) > 0 {
 		c.Notes = append(c.Notes, fmt.Sprintf("%d warning(s), see 'ecr-credential-provider config validate %s'; first: %s", len(warns), shown, oneLine(warns[0])))
-	}
-	// Provider env values may be credentials: never let them be printed.
-	for _, p := range cfg.Providers() {
-		for _, e := range p.Env {
-			r.secrets.add(e.Value)
-		}
 	}
 	return c
 }
