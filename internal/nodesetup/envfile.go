@@ -3,6 +3,7 @@ package nodesetup
 import (
 	"fmt"
 	"regexp"
+	"sync"
 	"strings"
 )
 
@@ -17,7 +18,9 @@ type envAssign struct {
 	End   int    // offset after the assignment's last newline (or len)
 }
 
-var envKeyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// Regexps compile on first use: this package is linked into the plugin,
+// whose every call would otherwise pay for compiling them at start-up.
+var envKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // parseEnvFile reads a file in the syntax systemd's EnvironmentFile= takes
 // (the state machine of systemd's parse_env_file_internal): KEY=VALUE lines,
@@ -57,7 +60,7 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 		if trimTo >= 0 {
 			vs = vs[:trimTo]
 		}
-		if !envKeyRe.MatchString(ks) {
+		if !envKeyRe().MatchString(ks) {
 			return fmt.Errorf("%s:%d: %q is not a valid environment variable name", name, keyLine, ks)
 		}
 		out = append(out, envAssign{Key: ks, Value: vs, Line: keyLine, Start: start, End: end})

@@ -5,6 +5,7 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"sync"
 	"sort"
 	"strings"
 
@@ -208,7 +209,7 @@ func yamlErr(err error) string {
 	return s
 }
 
-var docMarkerRe = regexp.MustCompile(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`)
+var docMarkerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`) })
 
 // setYAMLKeys sets top-level scalar keys of a YAML mapping by editing its
 // text, so that comments, order and formatting survive (a YAML library would
@@ -217,7 +218,7 @@ var docMarkerRe = regexp.MustCompile(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`)
 // the old mapping with those keys set, and refuses if not.
 func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]string) ([]byte, error) {
 	text := string(data)
-	if ms := docMarkerRe.FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
+	if ms := docMarkerRe().FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
 		return nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
 	}
 	lines := strings.SplitAfter(text, "\n")

@@ -250,7 +250,7 @@ func (u *unit) environment(n *nodeFS) (map[string]envValue, []envFileRef, error)
 		}
 		for _, w := range words {
 			k, v, ok := strings.Cut(w, "=")
-			if !ok || !envKeyRe.MatchString(k) {
+			if !ok || !envKeyRe().MatchString(k) {
 				continue
 			}
 			env[k] = envValue{Value: v, From: s.where()}
@@ -305,7 +305,7 @@ type expandedWord struct {
 func expand(words []string, env map[string]envValue, execFrom string) []expandedWord {
 	var out []expandedWord
 	for _, w := range words {
-		if name, ok := strings.CutPrefix(w, "$"); ok && envKeyRe.MatchString(name) {
+		if name, ok := strings.CutPrefix(w, "$"); ok && envKeyRe().MatchString(name) {
 			v := env[name]
 			for _, f := range strings.Fields(v.Value) {
 				out = append(out, expandedWord{Word: f, From: v.From, Var: name})
