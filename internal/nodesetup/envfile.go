@@ -3,8 +3,8 @@ package nodesetup
 import (
 	"fmt"
 	"regexp"
-	"sync"
 	"strings"
+	"sync"
 )
 
 // envAssign is one KEY=VALUE assignment of a systemd EnvironmentFile, with

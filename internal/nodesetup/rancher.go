@@ -5,9 +5,9 @@ import (
 	"path"
 	"reflect"
 	"regexp"
-	"sync"
 	"sort"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
