@@ -98,6 +98,11 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
+	if f, ok := env.Stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintln(env.Stderr, "ecr-credential-provider: reading a CredentialProviderRequest from stdin, as the kubelet sends it (end with Ctrl-D; 'ecr-credential-provider help' lists the other commands)")
+		}
+	}
 	req, err := protocol.ReadRequest(env.Stdin)
 	if err != nil {
 		return fail(env, log, toFile, err)
