@@ -146,7 +146,7 @@ func Decode(name string, data []byte) *File {
 			return f
 		}
 		if _, err := yaml.YAMLToJSONStrict(data); err != nil {
-			f.Duplicates = append(f.Duplicates, strings.TrimSpace(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")))
+			f.Duplicates = append(f.Duplicates, yamlErrorLines(err)...)
 		}
 		f.ExtraDocuments = extraDocuments(data)
 	}
@@ -416,4 +416,19 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// yamlErrorLines turns the YAML parser's multi-line error ("yaml:
+// unmarshal errors:\n  line 8: key \"name\" already set in map") into one
+// line per problem.
+func yamlErrorLines(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		l = strings.TrimPrefix(l, "error converting YAML to JSON: ")
+		if l != "" && !strings.HasSuffix(l, "unmarshal errors:") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -89,7 +89,11 @@ func match(glob, target string) (bool, string, error) {
 			return false, fmt.Sprintf("label %d: %q is not a valid glob: %v", i, p, err), err
 		}
 		if !ok {
-			return false, fmt.Sprintf("label %d: %q does not match %q", i, p, tl[i]), nil
+			why := ""
+			if strings.Contains(p, "[") {
+				why = " ('[...]' is a glob character class)"
+			}
+			return false, fmt.Sprintf("label %d: %q does not match %q%s", i, p, tl[i], why), nil
 		}
 	}
 	return true, "matches", nil

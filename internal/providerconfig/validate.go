@@ -77,6 +77,12 @@ type validation struct {
 	binDir    string
 	tokenGate bool
 	out       []Finding
+	// unreadable is set when a file could not be decoded at all, so that
+	// its missing providers are not reported a second time.
+	unreadable bool
+	// badType holds "file|field" of values with a type error, so that the
+	// field is not also reported as missing.
+	badType map[string]bool
 }
 
 func (v *validation) add(sev Severity, file, field, hint, format string, args ...any) {
@@ -104,7 +110,7 @@ func (v *validation) run() {
 	for _, f := range cfg.Files {
 		providers = append(providers, v.file(f)...)
 	}
-	if len(providers) == 0 && len(cfg.Files) > 0 {
+	if len(providers) == 0 && len(cfg.Files) > 0 && !v.unreadable {
 		file := cfg.Path
 		if !cfg.Dir {
 			file = cfg.Files[0].Path
@@ -155,6 +161,7 @@ func (v *validation) checkBinDir() bool {
 // the kubelet keeps them.
 func (v *validation) file(f *File) []CredentialProvider {
 	if f.Err != nil {
+		v.unreadable = true
 		v.add(Error, f.Path, "", "", "%v: the kubelet refuses to start", f.Err)
 		return nil
 	}
@@ -179,7 +186,17 @@ func (v *validation) file(f *File) []CredentialProvider {
 		if !tokenKnown && underAny(e.Field, f.TokenAttributes) {
 			continue // the kubelet drops the whole field without looking
 		}
-		v.add(Error, f.Path, e.Field, "", "%s: the kubelet cannot decode the file and refuses to start", e.Message)
+		hint := ""
+		if strings.HasSuffix(e.Message, "string, not a boolean") && !f.JSON {
+			hint = "YAML reads unquoted y, n, yes, no, on, off, true and false as booleans: quote the value"
+		} else if strings.HasSuffix(e.Message, "string, not a number") && !f.JSON {
+			hint = "quote the value"
+		}
+		v.add(Error, f.Path, e.Field, hint, "%s: the kubelet cannot decode the file and refuses to start", e.Message)
+		if v.badType == nil {
+			v.badType = map[string]bool{}
+		}
+		v.badType[f.Path+"|"+e.Field] = true
 	}
 	for _, d := range f.Duplicates {
 		if v.ver.strictDecoding() {
@@ -266,7 +283,8 @@ func underAny(path string, prefixes []string) bool {
 func (v *validation) provider(p CredentialProvider, binOK bool) {
 	file := p.File
 	refuse := ": the kubelet refuses to start"
-	if err := validName(p.Name); err != nil {
+	missing := func(sub string) bool { return !v.badType[file+"|"+field(p, sub)] }
+	if err := validName(p.Name); err != nil && (p.Name != "" || missing("name")) {
 		hint := "name the provider after its executable in the bin dir, e.g. ecr-credential-provider"
 		if p.Name == "" {
 			v.add(Error, file, field(p, "name"), hint, "name is required: it is the executable's file name in the bin dir")
@@ -275,6 +293,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 		}
 	}
 	switch {
+	case p.APIVersion == "" && !missing("apiVersion"):
 	case p.APIVersion == "":
 		v.add(Error, file, field(p, "apiVersion"), "set it to "+protocol.V1, "apiVersion is required%s", refuse)
 	case !knownPluginAPIVersion(p.APIVersion):
@@ -286,7 +305,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	case p.APIVersion != protocol.V1:
 		v.add(Warning, file, field(p, "apiVersion"), "use "+protocol.V1, "%s still works, but %s is the stable plugin protocol since kubelet v1.26", p.APIVersion, protocol.V1)
 	}
-	if len(p.MatchImages) == 0 {
+	if len(p.MatchImages) == 0 && missing("matchImages") {
 		v.add(Error, file, field(p, "matchImages"), `add patterns such as "*.dkr.ecr.*.amazonaws.com"`, "at least 1 item in matchImages is required%s", refuse)
 	}
 	for i, m := range p.MatchImages {
@@ -300,6 +319,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 		}
 	}
 	switch {
+	case p.DefaultCacheDuration == nil && !missing("defaultCacheDuration"):
 	case p.DefaultCacheDuration == nil:
 		v.add(Error, file, field(p, "defaultCacheDuration"), `set it, e.g. "12h"`, "defaultCacheDuration is required%s", refuse)
 	case p.DefaultCacheDuration.Duration < 0:
@@ -416,7 +436,7 @@ func (v *validation) ecr(p CredentialProvider) {
 			coversAny = true
 			continue
 		}
-		missed = append(missed, fmt.Sprintf("%s (%s)", form.Name, form.Host))
+		missed = append(missed, form.Name)
 		for _, pat := range ecrhost.MatchImages(false) {
 			if ok, _ := URLsMatchStr(pat, form.Host); ok && !contains(add, pat) {
 				add = append(add, pat)
