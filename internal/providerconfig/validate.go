@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
 
@@ -283,8 +284,9 @@ func underAny(path string, prefixes []string) bool {
 func (v *validation) provider(p CredentialProvider, binOK bool) {
 	file := p.File
 	refuse := ": the kubelet refuses to start"
-	missing := func(sub string) bool { return !v.badType[file+"|"+field(p, sub)] }
-	if err := validName(p.Name); err != nil && (p.Name != "" || missing("name")) {
+	// A field with a type error was dropped: it is not also "required".
+	typeErr := func(sub string) bool { return v.badType[file+"|"+field(p, sub)] }
+	if err := validName(p.Name); err != nil && (p.Name != "" || !typeErr("name")) {
 		hint := "name the provider after its executable in the bin dir, e.g. ecr-credential-provider"
 		if p.Name == "" {
 			v.add(Error, file, field(p, "name"), hint, "name is required: it is the executable's file name in the bin dir")
@@ -293,7 +295,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 		}
 	}
 	switch {
-	case p.APIVersion == "" && !missing("apiVersion"):
+	case p.APIVersion == "" && typeErr("apiVersion"):
 	case p.APIVersion == "":
 		v.add(Error, file, field(p, "apiVersion"), "set it to "+protocol.V1, "apiVersion is required%s", refuse)
 	case !knownPluginAPIVersion(p.APIVersion):
@@ -305,7 +307,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	case p.APIVersion != protocol.V1:
 		v.add(Warning, file, field(p, "apiVersion"), "use "+protocol.V1, "%s still works, but %s is the stable plugin protocol since kubelet v1.26", p.APIVersion, protocol.V1)
 	}
-	if len(p.MatchImages) == 0 && missing("matchImages") {
+	if len(p.MatchImages) == 0 && !typeErr("matchImages") {
 		v.add(Error, file, field(p, "matchImages"), `add patterns such as "*.dkr.ecr.*.amazonaws.com"`, "at least 1 item in matchImages is required%s", refuse)
 	}
 	for i, m := range p.MatchImages {
@@ -319,7 +321,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 		}
 	}
 	switch {
-	case p.DefaultCacheDuration == nil && !missing("defaultCacheDuration"):
+	case p.DefaultCacheDuration == nil && typeErr("defaultCacheDuration"):
 	case p.DefaultCacheDuration == nil:
 		v.add(Error, file, field(p, "defaultCacheDuration"), `set it, e.g. "12h"`, "defaultCacheDuration is required%s", refuse)
 	case p.DefaultCacheDuration.Duration < 0:
@@ -458,10 +460,70 @@ func (v *validation) ecr(p CredentialProvider) {
 		v.add(Warning, p.File, field(p, "name"), "name the provider ecr-credential-provider, or make sure "+p.Name+" in the bin dir is this binary",
 			"args/env are ecr-credential-provider's, but the kubelet runs <bin dir>/%s", p.Name)
 	}
+	v.roleSource(p, ours)
 	if d := p.DefaultCacheDuration; d != nil && d.Duration > 12*time.Hour {
 		v.add(Warning, p.File, field(p, "defaultCacheDuration"), `use "12h" or less`,
 			"defaultCacheDuration %s is longer than an ECR token lives (12h): if the plugin ever answers without cacheDuration, the kubelet keeps using an expired token", shortDuration(d.Duration))
 	}
+}
+
+// roleSource warns when this plugin's per-pod roles cannot work: the
+// kubelet sends a service account's annotations only when tokenAttributes
+// lists their keys, and the plugin names a role from one of them (or from
+// the AWS_ECR_ROLE_ARN env for every pod).
+func (v *validation) roleSource(p CredentialProvider, ours bool) {
+	keys := roleAnnotations(p.Args)
+	if p.TokenAttributes == nil {
+		if len(keys) > 0 {
+			v.add(Warning, p.File, field(p, "args"), "add tokenAttributes (kubelet v1.33+) listing "+strings.Join(keys, ", ")+" in optionalServiceAccountAnnotationKeys",
+				"--role-annotation has no effect: the kubelet sends service account annotations only to providers with tokenAttributes")
+		}
+		return
+	}
+	if !ours && p.Name != DefaultName {
+		return
+	}
+	for _, e := range p.Env {
+		if e.Name == plugin.RoleEnv && e.Value != "" {
+			return
+		}
+	}
+	if len(keys) == 0 {
+		keys = []string{plugin.DefaultRoleAnnotation}
+	}
+	t := p.TokenAttributes
+	for _, k := range keys {
+		if contains(t.RequiredServiceAccountAnnotationKeys, k) || contains(t.OptionalServiceAccountAnnotationKeys, k) {
+			return
+		}
+	}
+	v.add(Warning, p.File, field(p, "tokenAttributes"), "add "+keys[0]+" to optionalServiceAccountAnnotationKeys, or set env "+plugin.RoleEnv,
+		"no per-pod role can reach the plugin: it reads the role from annotation %s, which tokenAttributes does not list, so every pod gets the node's credentials", strings.Join(keys, " or "))
+}
+
+// roleAnnotations returns the keys given with --role-annotation in args.
+func roleAnnotations(args []string) []string {
+	var keys []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "role-annotation" {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		for _, k := range strings.Split(val, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 // coversHost reports whether some pattern's host part matches host, paths

@@ -220,6 +220,18 @@ func TestValidate(t *testing.T) {
 			`matchImages: ["111122223333.dkr.ecr.eu-west-1.amazonaws.com"]`))}},
 		{name: "our args under another name", files: map[string]string{"config.yaml": doc("v1", provider("ecr", "args: [--cache-dir=/var/cache/ecr]"))},
 			want: []w{{wn, "config.yaml", "providers[0].name", "the kubelet runs <bin dir>/ecr"}}},
+		{name: "per-pod role annotation the kubelet never sends", files: map[string]string{"config.yaml": doc("v1",
+			provider("ecr-credential-provider", tokenOK),
+			plain("b", "args: [--role-annotation, example.com/role]"),
+			plain("c", "args: [--role-annotation=example.com/role]", "tokenAttributes: {serviceAccountTokenAudience: x, cacheType: Token, requireServiceAccount: true, optionalServiceAccountAnnotationKeys: [example.com/role]}"),
+			provider("d", "args: [--cache-dir=/c]", tokenOK, "env: [{name: AWS_ECR_ROLE_ARN, value: 'arn:aws:iam::111122223333:role/r'}]"))},
+			want: []w{
+				{wn, "config.yaml", "providers[0].tokenAttributes", "annotation eks.amazonaws.com/ecr-role-arn, which tokenAttributes does not list"},
+				{wn, "config.yaml", "providers[1].args", "--role-annotation has no effect"},
+				{wn, "config.yaml", "providers[1].name", "the kubelet runs <bin dir>/b"},
+				{wn, "config.yaml", "providers[2].name", "the kubelet runs <bin dir>/c"},
+				{wn, "config.yaml", "providers[3].name", "the kubelet runs <bin dir>/d"},
+			}},
 		{name: "cache longer than an ECR token", files: map[string]string{"config.yaml": doc("v1", provider("ecr-credential-provider", "defaultCacheDuration: 24h"))},
 			want: []w{{wn, "config.yaml", "providers[0].defaultCacheDuration", "longer than an ECR token lives"}}},
 	}
