@@ -1,0 +1,379 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pauseImage is the sandbox image, imported from a local archive so
+// containerd never tries to pull it.
+const pauseImage = "localhost/e2e/pause:1"
+
+// node is one throwaway Kubernetes node: containerd and a standalone
+// kubelet (static pods, no API server), both inside one mount and PID
+// namespace the harness made. Hiding /var/lib, /var/log, /run, the
+// kernel tunables the kubelet writes and /etc/resolv.conf behind files of
+// the test's own means the host is not touched, and killing the
+// namespace's first process ends every process of the node.
+type node struct {
+	t          *testing.T
+	dir        string
+	ns         *proc // unshare; its child (PID 1 of the namespace) is containerd
+	nsInit     int   // host PID of the namespace's PID 1
+	sock       string
+	kubelet    *proc
+	cgroups    map[string]bool
+	registries []string // logs to dump on failure
+}
+
+// nodeScript runs as PID 1's parent shell inside the new namespaces: it
+// replaces the host paths the kubelet and containerd hard-code with the
+// test's own, then becomes containerd.
+const nodeScript = `set -eu
+D=$1
+for p in /var/lib /var/log /run; do
+	d="$D/ns$p"; mkdir -p "$d"; mount --bind "$d" "$p"
+done
+mkdir -p /var/lib/kubelet/device-plugins /var/log/containers /var/log/pods
+mount --bind "$D/ns/resolv.conf" /etc/resolv.conf
+for f in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
+	if [ -e "/proc/sys/$f" ]; then
+		s="$D/ns/sysctl-$(echo "$f" | tr / -)"
+		cat "/proc/sys/$f" > "$s"
+		mount --bind "$s" "/proc/sys/$f"
+	fi
+done
+exec containerd --config "$D/containerd.toml"
+`
+
+// startNode starts containerd for registryHost served by the local
+// registry at registryAddr, and imports the pause image.
+func startNode(t *testing.T, a artifacts, registryHost, registryAddr string) *node {
+	t.Helper()
+	n := &node{t: t, dir: shortTempDir(t, "e2e-node-"), cgroups: cgroupDirs(3)}
+	n.sock = filepath.Join(n.dir, "containerd.sock")
+	for _, d := range []string{"ns", "certs.d/" + registryHost, "cni/bin", "cni/conf", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Any DNS lookup inside the node goes to a loopback port nobody
+	// listens on, so a misconfiguration fails here instead of leaving the
+	// machine.
+	n.write("ns/resolv.conf", "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
+	// containerd 1.6 rejects a hosts.toml with only "server" and then
+	// falls back to the real registry host: the [host] table is required.
+	n.write(filepath.Join("certs.d", registryHost, "hosts.toml"), fmt.Sprintf(`server = "http://%[1]s"
+
+[host."http://%[1]s"]
+  capabilities = ["pull", "resolve"]
+`, registryAddr))
+	n.write("containerd.toml", fmt.Sprintf(`version = 2
+root = "%[1]s/root"
+state = "%[1]s/state"
+temp = "%[1]s/tmp"
+disabled_plugins = [
+  "io.containerd.internal.v1.opt",
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "%[1]s/containerd.sock"
+
+[ttrpc]
+  address = "%[1]s/containerd.sock.ttrpc"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "%[2]s"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "%[1]s/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "%[1]s/cni/bin"
+    conf_dir = "%[1]s/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "%[1]s/certs.d"
+`, n.dir, pauseImage))
+
+	env := append(baseEnv(), "TMPDIR="+filepath.Join(n.dir, "tmp"))
+	n.ns = startProc(t, "containerd", filepath.Join(n.dir, "containerd.log"), env,
+		"unshare", "--mount", "--propagation", "slave", "--pid", "--fork", "--mount-proc", "--kill-child",
+		"--", "/bin/sh", "-c", nodeScript, "sh", n.dir)
+	t.Cleanup(n.teardown)
+
+	if !waitFor(30*time.Second, func() bool {
+		if n.ns.exited() {
+			return true
+		}
+		_, err := n.ctr("version")
+		return err == nil
+	}) || n.ns.exited() {
+		t.Fatalf("containerd did not start:\n%s", n.ns.logTail(40))
+	}
+	init, err := childOf(n.ns.pid())
+	if err != nil {
+		t.Fatalf("finding the node namespace's PID 1: %v", err)
+	}
+	n.nsInit = init
+
+	pause, err := newImage(a.sleeper, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(n.dir, "pause.tar")
+	if err := pause.writeOCIArchive(archive, pauseImage); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n.ctr("images", "import", archive); err != nil {
+		t.Fatalf("importing the pause image: %v\n%s", err, out)
+	}
+	return n
+}
+
+func (n *node) write(rel, content string) {
+	n.t.Helper()
+	if err := os.WriteFile(filepath.Join(n.dir, rel), []byte(content), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// ctr runs ctr against this node's containerd in the CRI namespace.
+func (n *node) ctr(args ...string) (string, error) {
+	cmd := exec.Command("ctr", append([]string{"--address", n.sock, "--namespace", "k8s.io"}, args...)...)
+	cmd.Env = baseEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// childOf finds the single child of pid (unshare's forked child).
+func childOf(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 1 {
+			return strconv.Atoi(f[0])
+		}
+	}
+	// Kernels without CONFIG_PROC_CHILDREN: scan for the parent PID.
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces: fields start after the last ')'.
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("no child of %d", pid)
+}
+
+// kubeletOptions configure one kubelet start.
+type kubeletOptions struct {
+	bin            string
+	pluginBinDir   string // "" = start without the credential provider flags
+	providerConfig string // CredentialProviderConfig YAML
+	pods           map[string]string
+}
+
+// startKubelet starts a standalone kubelet in the node's namespaces with
+// the given static pods.
+func (n *node) startKubelet(o kubeletOptions) {
+	t := n.t
+	t.Helper()
+	for _, d := range []string{"manifests", "kubelet", "pki", "pod-logs", "volume-plugins"} {
+		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, pod := range o.pods {
+		n.write(filepath.Join("manifests", name+".yaml"), pod)
+	}
+	n.write("kubelet.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: %[1]s/manifests
+fileCheckFrequency: 2s
+containerRuntimeEndpoint: unix://%[1]s/containerd.sock
+podLogsDir: %[1]s/pod-logs
+volumePluginDir: %[1]s/volume-plugins
+resolvConf: %[1]s/ns/resolv.conf
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+failCgroupV1: false
+makeIPTablesUtilChains: false
+protectKernelDefaults: false
+address: 127.0.0.1
+port: %[2]d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: %[3]d
+authentication: {anonymous: {enabled: false}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+evictionHard: {memory.available: "1Mi"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+`, n.dir, freePort(t), freePort(t)))
+	args := []string{
+		"nsenter", "--target", strconv.Itoa(n.nsInit), "--mount", "--pid", "--",
+		o.bin,
+		"--config", filepath.Join(n.dir, "kubelet.yaml"),
+		"--root-dir", filepath.Join(n.dir, "kubelet"),
+		"--cert-dir", filepath.Join(n.dir, "pki"),
+		"--hostname-override", "e2e-node",
+		// An explicit node IP spares the kubelet a DNS lookup of the
+		// machine's hostname.
+		"--node-ip", "127.0.0.1",
+		"--v", "2",
+	}
+	if o.pluginBinDir != "" {
+		n.write("credential-provider.yaml", o.providerConfig)
+		args = append(args,
+			"--image-credential-provider-config", filepath.Join(n.dir, "credential-provider.yaml"),
+			"--image-credential-provider-bin-dir", o.pluginBinDir)
+	}
+	env := append(baseEnv(), "TMPDIR="+filepath.Join(n.dir, "tmp"))
+	n.kubelet = startProc(t, "kubelet", filepath.Join(n.dir, "kubelet.log"), env, args...)
+}
+
+// teardown stops the kubelet, deletes the containers (so runc removes
+// their cgroups), ends the namespace, removes leftover empty cgroups and
+// on failure prints the logs a reader needs.
+func (n *node) teardown() {
+	t := n.t
+	if t.Failed() {
+		n.dumpLogs()
+	}
+	if n.kubelet != nil {
+		n.kubelet.stop()
+	}
+	ids := map[string]bool{}
+	if n.ns != nil && !n.ns.exited() {
+		if out, err := n.ctr("containers", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				ids[id] = true
+			}
+		}
+		if out, err := n.ctr("tasks", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				n.ctr("tasks", "rm", "-f", id) //nolint:errcheck // best effort: the namespace dies next
+			}
+		}
+		n.ns.stop()
+	}
+	if n.nsInit != 0 {
+		waitFor(10*time.Second, func() bool {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", n.nsInit))
+			return os.IsNotExist(err)
+		})
+	}
+	// With cgroupfs and no QoS cgroups, runc puts containers in /k8s.io/<id>.
+	if failed := removeNewCgroups(n.cgroups, 3, ids, "k8s.io"); len(failed) > 0 {
+		t.Errorf("cgroups left behind: %s", strings.Join(failed, "; "))
+	}
+}
+
+func (n *node) dumpLogs() {
+	if n.kubelet != nil {
+		n.t.Logf("---- kubelet log (tail) ----\n%s", clip(n.kubelet.logTail(60)))
+	}
+	if n.ns != nil {
+		n.t.Logf("---- containerd log (tail) ----\n%s", clip(n.ns.logTail(25)))
+	}
+	for _, p := range n.registries {
+		b, _ := os.ReadFile(p)
+		n.t.Logf("---- %s (tail) ----\n%s", p, clip(tail(string(b), 12)))
+	}
+}
+
+// clip shortens each line to what a reader scans: containerd prints its
+// whole config on one line.
+func clip(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if len(l) > 600 {
+			lines[i] = l[:600] + " [...]"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// hasImage reports whether containerd holds the image ref.
+func (n *node) hasImage(ref string) bool {
+	out, err := n.ctr("images", "ls", "-q")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Fields(out) {
+		if l == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// containerState returns the task status ("RUNNING", ...) of the CRI
+// container named name, or "" if there is none.
+func (n *node) containerState(name string) string {
+	ids, err := n.ctr("containers", "ls", "-q", fmt.Sprintf(`labels."io.kubernetes.container.name"==%s`, name))
+	if err != nil {
+		return ""
+	}
+	tasks, err := n.ctr("tasks", "ls")
+	if err != nil {
+		return ""
+	}
+	for _, id := range strings.Fields(ids) {
+		for _, l := range strings.Split(tasks, "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == id {
+				return f[2]
+			}
+		}
+	}
+	return ""
+}
+
+// containerLog returns what the container named name wrote, as the
+// kubelet stored it.
+func (n *node) containerLog(name string) string {
+	matches, _ := filepath.Glob(filepath.Join(n.dir, "pod-logs", "*", name, "*.log"))
+	var all strings.Builder
+	for _, m := range matches {
+		b, _ := os.ReadFile(m)
+		all.Write(b)
+	}
+	return all.String()
+}
