@@ -2,7 +2,6 @@ package providerconfig
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 )
 
@@ -28,11 +27,11 @@ func (v Version) orNewest() Version {
 	return v
 }
 
-var versionRe = regexp.MustCompile(`^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$`)
+var versionRe = lazyRegexp(`^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$`)
 
 // ParseVersion reads "v1.35", "1.35", "v1.35.4" or "v1.36.0-rc.1".
 func ParseVersion(s string) (Version, error) {
-	m := versionRe.FindStringSubmatch(s)
+	m := versionRe().FindStringSubmatch(s)
 	if m == nil {
 		return Version{}, fmt.Errorf("kubelet version %q is not of the form v1.35 or v1.35.4", s)
 	}
