@@ -152,13 +152,22 @@ func (sc scenario) start(t *testing.T, emu *awsemu.Server, configVersion, reques
 }
 
 // waitRunning waits until the demo container runs and has printed its
-// greeting.
+// greeting. A failed pull ends the wait at once: in these scenarios the
+// first pull must succeed.
 func waitRunning(t *testing.T, n *node) {
 	t.Helper()
+	var pullErr string
 	ok := waitFor(90*time.Second, func() bool {
-		return !n.kubelet.exited() && strings.Contains(n.containerLog("demo"), demoGreeting) && n.containerState("demo") == "RUNNING"
+		if e := klogEntries(n.kubelet.logText(), "ErrImagePull", ecrHost+"/"+demoRepo); len(e) > 0 {
+			pullErr = e[0]
+			return true
+		}
+		return n.kubelet.exited() || strings.Contains(n.containerLog("demo"), demoGreeting) && n.containerState("demo") == "RUNNING"
 	})
-	if !ok {
+	switch {
+	case pullErr != "":
+		t.Fatalf("the kubelet failed to pull the demo image:\n%s", clip(pullErr))
+	case !ok || n.kubelet.exited():
 		t.Fatalf("the demo container did not start (state %q, kubelet exited: %v)", n.containerState("demo"), n.kubelet.exited())
 	}
 	if !n.hasImage(demoRef) {

@@ -308,7 +308,7 @@ func (n *node) teardown() {
 
 func (n *node) dumpLogs() {
 	if n.kubelet != nil {
-		n.t.Logf("---- kubelet log (tail) ----\n%s", clip(n.kubelet.logTail(60)))
+		n.t.Logf("---- kubelet log: warnings, errors and image/credential lines (last 40) ----\n%s", clip(kubeletDigest(n.kubelet.logText(), 40)))
 	}
 	if n.ns != nil {
 		n.t.Logf("---- containerd log (tail) ----\n%s", clip(n.ns.logTail(25)))
@@ -319,13 +319,41 @@ func (n *node) dumpLogs() {
 	}
 }
 
+// kubeletNoise are log entries a standalone kubelet on loopback repeats
+// every few seconds that say nothing about pulls.
+var kubeletNoise = []string{"nodeIP can't be loopback", "Recording event message for node", "Setting node annotation"}
+
+// kubeletDigest keeps the kubelet log entries a reader of a failed pull
+// needs: warnings, errors and anything about images or credentials.
+func kubeletDigest(log string, n int) string {
+	var keep []string
+	for _, e := range klogEntries(log) {
+		noisy := false
+		for _, s := range kubeletNoise {
+			noisy = noisy || strings.Contains(e, s)
+		}
+		if !noisy && (e[0] == 'E' || e[0] == 'W' || strings.Contains(e, "mage") || strings.Contains(e, "redential")) {
+			// Multi-line values (the effective config) get their head only.
+			lines := strings.Split(strings.TrimRight(e, "\n"), "\n")
+			if len(lines) > 4 {
+				lines = append(lines[:4], "\t[...]")
+			}
+			keep = append(keep, strings.Join(lines, "\n"))
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
+}
+
 // clip shortens each line to what a reader scans: containerd prints its
 // whole config on one line.
 func clip(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		if len(l) > 600 {
-			lines[i] = l[:600] + " [...]"
+		if len(l) > 1200 {
+			lines[i] = l[:1200] + " [...]"
 		}
 	}
 	return strings.Join(lines, "\n")
