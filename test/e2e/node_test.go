@@ -202,28 +202,35 @@ func childOf(pid int) (int, error) {
 
 // kubeletOptions configure one kubelet start.
 type kubeletOptions struct {
+	name           string // names its files in the node dir; "" = "kubelet"
 	bin            string
 	pluginBinDir   string // "" = start without the credential provider flags
-	providerConfig string // CredentialProviderConfig YAML
+	providerConfig string // CredentialProviderConfig YAML, or:
+	providerPath   string // a config file or directory the caller wrote
 	pods           map[string]string
 }
 
 // startKubelet starts a standalone kubelet in the node's namespaces with
-// the given static pods.
-func (n *node) startKubelet(o kubeletOptions) {
+// the given static pods. It returns the kubelet's healthz URL.
+func (n *node) startKubelet(o kubeletOptions) string {
 	t := n.t
 	t.Helper()
-	for _, d := range []string{"manifests", "kubelet", "pki", "pod-logs", "volume-plugins"} {
-		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
+	if o.name == "" {
+		o.name = "kubelet"
+	}
+	path := func(s string) string { return filepath.Join(n.dir, o.name+"-"+s) }
+	for _, d := range []string{path("manifests"), path("root"), path("pki"), filepath.Join(n.dir, "pod-logs"), filepath.Join(n.dir, "volume-plugins")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for name, pod := range o.pods {
-		n.write(filepath.Join("manifests", name+".yaml"), pod)
+		n.write(filepath.Join(o.name+"-manifests", name+".yaml"), pod)
 	}
-	n.write("kubelet.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+	healthz := freePort(t)
+	n.write(o.name+"-config.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-staticPodPath: %[1]s/manifests
+staticPodPath: %[4]s
 fileCheckFrequency: 2s
 containerRuntimeEndpoint: unix://%[1]s/containerd.sock
 podLogsDir: %[1]s/pod-logs
@@ -246,13 +253,13 @@ authorization: {mode: AlwaysAllow}
 evictionHard: {memory.available: "1Mi"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, n.dir, freePort(t), freePort(t)))
+`, n.dir, freePort(t), healthz, path("manifests")))
 	args := []string{
 		"nsenter", "--target", strconv.Itoa(n.nsInit), "--mount", "--pid", "--",
 		o.bin,
-		"--config", filepath.Join(n.dir, "kubelet.yaml"),
-		"--root-dir", filepath.Join(n.dir, "kubelet"),
-		"--cert-dir", filepath.Join(n.dir, "pki"),
+		"--config", path("config.yaml"),
+		"--root-dir", path("root"),
+		"--cert-dir", path("pki"),
 		"--hostname-override", "e2e-node",
 		// An explicit node IP spares the kubelet a DNS lookup of the
 		// machine's hostname.
@@ -260,13 +267,18 @@ imageGCLowThresholdPercent: 99
 		"--v", "2",
 	}
 	if o.pluginBinDir != "" {
-		n.write("credential-provider.yaml", o.providerConfig)
+		cfg := o.providerPath
+		if cfg == "" {
+			cfg = path("credential-provider.yaml")
+			n.write(o.name+"-credential-provider.yaml", o.providerConfig)
+		}
 		args = append(args,
-			"--image-credential-provider-config", filepath.Join(n.dir, "credential-provider.yaml"),
+			"--image-credential-provider-config", cfg,
 			"--image-credential-provider-bin-dir", o.pluginBinDir)
 	}
 	env := append(baseEnv(), "TMPDIR="+filepath.Join(n.dir, "tmp"))
-	n.kubelet = startProc(t, "kubelet", filepath.Join(n.dir, "kubelet.log"), env, args...)
+	n.kubelet = startProc(t, o.name, filepath.Join(n.dir, o.name+".log"), env, args...)
+	return fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz)
 }
 
 // teardown stops the kubelet, deletes the containers (so runc removes
