@@ -105,7 +105,7 @@ var (
 func sharedArtifacts(t *testing.T) artifacts {
 	t.Helper()
 	artOnce.Do(func() {
-		artDir, artErr = os.MkdirTemp("", "e2e-bin-")
+		artDir, artErr = ownedTempDir("e2e-bin-")
 		if artErr != nil {
 			return
 		}
@@ -137,6 +137,7 @@ func goBuild(dir, out, pkg string) error {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	sweepStale()
 	code := m.Run()
 	if artDir != "" {
 		os.RemoveAll(artDir)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -127,7 +129,7 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 // which t.TempDir's long names overrun.
 func shortTempDir(t *testing.T, prefix string) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", prefix)
+	d, err := ownedTempDir(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +139,51 @@ func shortTempDir(t *testing.T, prefix string) string {
 		}
 	})
 	return d
+}
+
+// ownerFile in each of the harness's temporary directories holds the PID
+// of the test process that made it, so a later run can tell the
+// leftovers of a killed run from the directories of a live one.
+const ownerFile = ".e2e-owner"
+
+// ownedTempDir makes a temporary directory (under os.TempDir) marked as
+// this process's.
+func ownedTempDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	return d, os.WriteFile(filepath.Join(d, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+}
+
+// sweepStale removes what a killed earlier run left: its temporary
+// directories and the empty cgroups of its containers (their IDs are the
+// task directories in the node's containerd state). Processes and mounts
+// need no sweeping: they died with the node's namespaces.
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "e2e-*-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // not ours, or still being set up
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || err == syscall.EPERM {
+			continue // its run is still going
+		}
+		ids := map[string]bool{}
+		tasks, _ := os.ReadDir(filepath.Join(d, "state", "io.containerd.runtime.v2.task", "k8s.io"))
+		for _, task := range tasks {
+			ids[task.Name()] = true
+		}
+		if strings.HasPrefix(filepath.Base(d), "e2e-node-") {
+			removeNewCgroups(map[string]bool{}, 3, ids, "k8s.io")
+		}
+		os.RemoveAll(d)
+	}
 }
 
 // cgroupDirs lists the directories under /sys/fs/cgroup down to depth
