@@ -32,6 +32,9 @@ type Entry struct {
 	Password  string    `json:"password"`
 	FetchedAt time.Time `json:"fetchedAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// RetryAt, set after a failed refresh, is when the next refresh may be
+	// tried; until then the entry is served as it is.
+	RetryAt time.Time `json:"retryAt,omitzero"`
 }
 
 const entryVersion = 1

@@ -37,6 +37,9 @@ const (
 	// DeniedCacheDuration is how long the kubelet keeps an empty ECR Public
 	// answer, pulling anonymously, before it asks again.
 	DeniedCacheDuration = 5 * time.Minute
+	// RetryAfterFailure is how long after a failed refresh other processes
+	// serve the still-valid cached token without trying AWS themselves.
+	RetryAfterFailure = 30 * time.Second
 )
 
 // Fetcher gets a token from AWS.
@@ -169,13 +172,26 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			log.Debug("served from disk cache", "registry", reg.Host, "expiresAt", have.ExpiresAt)
 			return respond(req, reg, have, cfg.Now()), nil
 		}
+		if haveOK && have.Valid(cfg.Now()) && cfg.Now().Before(have.RetryAt) {
+			log.Debug("a recent refresh failed; serving the valid cached token without retrying yet", "retryAt", have.RetryAt)
+			return respondStale(req, reg, have, cfg.Now()), nil
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
 	if store != nil {
-		lock, err := store.Lock(ctx, key)
+		// With a valid token at hand, wait for another process's refresh no
+		// longer than we would refresh ourselves: callers must not queue up
+		// behind a hung ECR one refresh timeout after another.
+		lockCtx := ctx
+		if haveOK && have.Valid(cfg.Now()) {
+			var c context.CancelFunc
+			lockCtx, c = context.WithTimeout(ctx, cfg.RefreshTimeout)
+			defer c()
+		}
+		lock, err := store.Lock(lockCtx, key)
 		if err != nil {
 			if haveOK && have.Valid(cfg.Now()) {
 				log.Warn("serving the cached token: another process holds the refresh lock", "error", err, "expiresAt", have.ExpiresAt)
@@ -184,10 +200,14 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			return protocol.Response{}, err
 		}
 		defer lock.Unlock()
-		// Whoever held the lock has probably just written a fresh entry.
+		// Whoever held the lock has probably just written a fresh entry, or
+		// noted that its refresh failed.
 		if have, haveOK = store.Get(key); haveOK && have.Fresh(cfg.Now()) {
 			log.Debug("served from disk cache after waiting for the lock", "registry", reg.Host)
 			return respond(req, reg, have, cfg.Now()), nil
+		}
+		if haveOK && have.Valid(cfg.Now()) && cfg.Now().Before(have.RetryAt) {
+			return respondStale(req, reg, have, cfg.Now()), nil
 		}
 	}
 
@@ -209,6 +229,12 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 		}
 		if fallback {
 			log.Warn("refreshing the token failed; serving the cached token, which is still valid", "error", err, "expiresAt", have.ExpiresAt)
+			// Note the failure so that the next callers serve the valid token
+			// at once instead of each retrying a failing ECR.
+			have.RetryAt = cfg.Now().Add(RetryAfterFailure)
+			if err := store.Put(have); err != nil {
+				log.Warn("could not note the failed refresh in the disk cache", "error", err)
+			}
 			return respondStale(req, reg, have, cfg.Now()), nil
 		}
 		return protocol.Response{}, err

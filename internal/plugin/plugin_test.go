@@ -343,3 +343,33 @@ func TestBadImageIsAnError(t *testing.T) {
 		t.Fatal("accepted")
 	}
 }
+
+// With a valid token at hand, callers must not queue behind a hung refresh:
+// one process tries, the rest serve the cached token, and the failure is
+// remembered so the next caller doesn't try again at once.
+func TestHungRefreshIsTriedOnce(t *testing.T) {
+	d := newCache(t)
+	plant(t, d, 7*time.Hour, 12*time.Hour)
+	f := &fakeFetcher{hang: true}
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir, _ := cache.Open(d.Path())
+			resp, err := plugin.Run(context.Background(), plugin.Config{Cache: dir, Fetcher: f, Getenv: noEnv, RefreshTimeout: 300 * time.Millisecond}, req(image))
+			if err != nil || resp.Auth["123456789012.dkr.ecr.us-east-1.amazonaws.com"].Password != "old" {
+				bad.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 || f.count() != 1 {
+		t.Fatalf("%d callers failed, %d fetches; want 0 and 1", bad.Load(), f.count())
+	}
+	run(t, plugin.Config{Cache: d, Fetcher: f}, req(image))
+	if f.count() != 1 {
+		t.Fatal("a caller right after the failed refresh tried again")
+	}
+}
