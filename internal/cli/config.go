@@ -180,13 +180,16 @@ func runConfigPrint(_ context.Context, env *Env, args []string) int {
 	fs.SetOutput(env.Stderr)
 	public := fs.Bool("public", false, "also match ECR Public (public.ecr.aws, ecr-public.aws.com), for its higher pull rate limits")
 	name := fs.String("name", providerconfig.DefaultName, "provider name: the executable's name in the kubelet's bin dir")
-	apiVersion := fs.String("api-version", protocol.V1, "plugin protocol version: "+strings.Join(protocol.Versions, ", "))
+	apiVersion := fs.String("api-version", protocol.V1, "plugin protocol version, in full or short (v1, v1beta1, v1alpha1): "+strings.Join(protocol.Versions, ", "))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "config print: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if !strings.Contains(*apiVersion, "/") {
+		*apiVersion = protocol.Group + "/" + *apiVersion
 	}
 	out, err := providerconfig.Recommended(providerconfig.RecommendedOptions{Public: *public, Name: *name, APIVersion: *apiVersion})
 	if err != nil {

@@ -175,6 +175,7 @@ func TestConfigPrint(t *testing.T) {
 		{[]string{"--public"}, providerconfig.RecommendedOptions{Public: true}},
 		{[]string{"--name", "ecr-login", "--api-version", "credentialprovider.kubelet.k8s.io/v1beta1"},
 			providerconfig.RecommendedOptions{Name: "ecr-login", APIVersion: "credentialprovider.kubelet.k8s.io/v1beta1"}},
+		{[]string{"--api-version", "v1alpha1"}, providerconfig.RecommendedOptions{APIVersion: "credentialprovider.kubelet.k8s.io/v1alpha1"}},
 	} {
 		code, out, errOut := runCmd(runConfig, append([]string{"print"}, c.args...)...)
 		want, _ := providerconfig.Recommended(c.opts)
