@@ -134,7 +134,7 @@ func TestConfigUsageErrors(t *testing.T) {
 		{[]string{"validate", "--no-such-flag", clean}, 2, "flag provided but not defined"},
 		{[]string{"validate", filepath.Join(clean, "nope")}, 1, "unable to access path"},
 		{[]string{"print", "--name", "a/b"}, 2, `provider name "a/b": name must not contain '/'`},
-		{[]string{"print", "--api-version", "v1"}, 2, `plugin apiVersion "v1" is not one the kubelet knows`},
+		{[]string{"print", "--api-version", "v9"}, 2, `plugin apiVersion "credentialprovider.kubelet.k8s.io/v9" is not one the kubelet knows`},
 		{[]string{"print", "extra"}, 2, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {

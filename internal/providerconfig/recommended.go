@@ -75,7 +75,7 @@ func Recommended(o RecommendedOptions) ([]byte, error) {
 		fmt.Fprintf(&b, "      - %s\n", yamlString(p))
 	}
 	b.WriteString("    # ECR authorization tokens are valid for 12 hours. The plugin also sends\n")
-	b.WriteString("    # its own cacheDuration (the token's remaining life); this is only the\n")
+	b.WriteString("    # its own cacheDuration (half the token's life); this is only the\n")
 	b.WriteString("    # fallback, and longer would make the kubelet reuse expired tokens.\n")
 	fmt.Fprintf(&b, "    defaultCacheDuration: %s\n", yamlString(shortDuration(d)))
 	fmt.Fprintf(&b, "    apiVersion: %s\n", yamlString(apiVersion))
