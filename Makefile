@@ -39,7 +39,8 @@ e2e: e2e-deps
 
 # Debian's containerd, runc, registry and htpasswd; installed only when missing.
 e2e-deps:
-	@missing=""; for p in $(E2E_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(E2E_PACKAGES); do \
+		[ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "e2e needs:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 		echo "installing:$$missing"; \
