@@ -27,7 +27,7 @@ demo:
 test: lint unit e2e
 
 lint:
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
 
