@@ -64,14 +64,11 @@ func newNode(t *testing.T, opts awsemu.Options) *node {
 	}
 	t.Cleanup(emu.Close)
 	home := t.TempDir()
-	empty := filepath.Join(home, "empty")
-	os.WriteFile(empty, nil, 0o600)
 	n := &node{t: t, emu: emu, cache: filepath.Join(home, "cache")}
-	n.env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home,
-		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty,
-		"ECR_CREDENTIAL_PROVIDER_CACHE_DIR=" + n.cache,
-	}, emu.Env()...)
+	if n.env, err = emu.IsolatedEnv(home); err != nil {
+		t.Fatal(err)
+	}
+	n.env = append(n.env, "ECR_CREDENTIAL_PROVIDER_CACHE_DIR="+n.cache)
 	return n
 }
 

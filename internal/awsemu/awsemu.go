@@ -40,6 +40,8 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +199,20 @@ func (s *Server) Env() []string {
 		"AWS_ENDPOINT_URL_ECR_PUBLIC=" + s.url,
 		"AWS_ENDPOINT_URL_STS=" + s.url,
 	}
+}
+
+// IsolatedEnv is a whole process environment for running a program against
+// the emulator with nothing of this machine's AWS setup in it: PATH, HOME set
+// to home, empty shared config and credentials files (written under home),
+// and Env. Tests, the demo and the benchmark start the plugin with it, so the
+// host's profile, AWS_CA_BUNDLE or a real IMDS never leak in.
+func (s *Server) IsolatedEnv(home string) ([]string, error) {
+	empty := filepath.Join(home, "aws-empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		return nil, err
+	}
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
+		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty}, s.Env()...), nil
 }
 
 // Account is the emulated account ID.

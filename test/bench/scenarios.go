@@ -158,13 +158,11 @@ func (b *bench) newNode(faults map[string]awsemu.Fault) (*node, error) {
 		emu.Close()
 		return nil, err
 	}
-	empty := filepath.Join(home, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+	env, err := emu.IsolatedEnv(home)
+	if err != nil {
 		emu.Close()
 		return nil, err
 	}
-	env := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
-		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty}, emu.Env()...)
 	return &node{emu: emu, home: home, env: env}, nil
 }
 

@@ -47,14 +47,11 @@ func run() error {
 	defer emu.Close()
 	fmt.Printf("# AWS emulator (IMDSv2, ECR, ECR Public, STS) on %s; the node role is %s\n\n", emu.URL(), emu.RoleARN())
 
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+	env, err := emu.IsolatedEnv(dir)
+	if err != nil {
 		return err
 	}
-	// A clean environment: nothing of this machine's AWS setup leaks in.
-	env := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"AWS_CONFIG_FILE=" + empty, "AWS_SHARED_CREDENTIALS_FILE=" + empty,
-		"ECR_CREDENTIAL_PROVIDER_CACHE_DIR=" + filepath.Join(dir, "cache")}, emu.Env()...)
+	env = append(env, "ECR_CREDENTIAL_PROVIDER_CACHE_DIR="+filepath.Join(dir, "cache"))
 
 	steps := []struct {
 		title, request string
