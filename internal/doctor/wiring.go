@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
@@ -20,13 +21,6 @@ import (
 const (
 	flagConfig = "image-credential-provider-config"
 	flagBinDir = "image-credential-provider-bin-dir"
-)
-
-// k3s and RKE2 pass these to their embedded kubelet when the config file
-// exists, unless told otherwise.
-const (
-	rancherConfig = "/var/lib/rancher/credentialprovider/config.yaml"
-	rancherBinDir = "/var/lib/rancher/credentialprovider/bin"
 )
 
 // wiring is how the node's kubelet is set up to call credential providers.
@@ -150,8 +144,8 @@ func flagValues(args []string, name string) []string {
 // or config file keys, then --kubelet-arg (which the kubelet sees last and
 // so wins), then the defaults.
 func (r *run) rancherWiring(w *wiring, args []string) {
-	w.configPath, w.configFrom = rancherConfig, w.proc+" default"
-	w.binDir, w.binFrom = rancherBinDir, w.proc+" default"
+	w.configPath, w.configFrom = nodesetup.RancherConfig, w.proc+" default"
+	w.binDir, w.binFrom = nodesetup.RancherBinDir, w.proc+" default"
 	cfgFile := flagValue(args, "config")
 	if cfgFile == "" {
 		cfgFile = "/etc/rancher/" + w.proc + "/config.yaml"

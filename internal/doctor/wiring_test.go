@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
 )
 
 const (
@@ -183,14 +185,14 @@ func TestWiring(t *testing.T) {
 			name: "k3s agent with its defaults",
 			setup: func(t *testing.T, n *node, env []string) {
 				n.process(t, "77", []string{"/usr/local/bin/k3s", "agent"}, env)
-				n.file(t, rancherConfig, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+
+				n.file(t, nodesetup.RancherConfig, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+
 					"  - name: ecr-credential-provider\n    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n    defaultCacheDuration: 12h\n"+
 					"    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    env:\n      - name: "+pluginEnv+"\n        value: \"1\"\n", 0o644)
-				n.plugin(t, rancherBinDir, name)
+				n.plugin(t, nodesetup.RancherBinDir, name)
 			},
 			want:  map[string]Status{CheckKubelet: StatusOK, CheckProviderConfig: StatusOK, CheckProviderBinary: StatusOK, CheckPlugin: StatusOK},
 			text:  map[string][]string{CheckKubelet: {"k3s (pid 77)", "from k3s default"}},
-			facts: map[string]map[string]string{CheckKubelet: {"config": rancherConfig, "binDir": rancherBinDir, "process": "k3s"}},
+			facts: map[string]map[string]string{CheckKubelet: {"config": nodesetup.RancherConfig, "binDir": nodesetup.RancherBinDir, "process": "k3s"}},
 			ok:    true,
 		},
 		{

@@ -332,7 +332,7 @@ func (o *Options) check() error {
 func defaultPaths(d Distro, binDir, config string) (string, string) {
 	defBin, defCfg := DefaultBinDir, DefaultConfig
 	if d == K3s || d == RKE2 {
-		defBin, defCfg = rancherBinDir, rancherConfig
+		defBin, defCfg = RancherBinDir, RancherConfig
 	}
 	if binDir == "" {
 		binDir = defBin

@@ -67,7 +67,7 @@ func viewRancher(t *testing.T, root string, d Distro) kubeletView {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := kubeletView{BinDir: rancherBinDir, Config: rancherConfig}
+	v := kubeletView{BinDir: RancherBinDir, Config: RancherConfig}
 	if s, ok := m[flagBinDir].(string); ok {
 		v.BinDir = s
 	}
@@ -97,12 +97,12 @@ func TestInstallUninstallPerDistro(t *testing.T) {
 			keepArgs: []string{"--node-ip=10.0.0.5", "--max-pods=150", "--config=/var/lib/kubelet/config.yaml", "--pod-infra-container-image=registry.k8s.io/pause:3.10"}},
 		{name: "kubeadm-rhel", fixture: "kubeadm-rhel", distro: Kubeadm, binDir: DefaultBinDir, config: DefaultConfig,
 			keepArgs: []string{"--cgroup-driver=systemd", "--max-pods=50", "--kubeconfig=/etc/kubernetes/kubelet.conf"}},
-		{name: "k3s", fixture: "k3s", distro: K3s, binDir: rancherBinDir, config: rancherConfig},
+		{name: "k3s", fixture: "k3s", distro: K3s, binDir: RancherBinDir, config: RancherConfig},
 		{name: "k3s-custom-paths", fixture: "k3s", distro: K3s, public: true,
 			opts:   Options{BinDir: "/opt/ecr/bin", Config: "/etc/rancher/k3s/credential-provider.yaml", Public: true},
 			binDir: "/opt/ecr/bin", config: "/etc/rancher/k3s/credential-provider.yaml"},
-		{name: "k3s-manual", fixture: "k3s-manual", distro: K3s, binDir: rancherBinDir, config: rancherConfig},
-		{name: "rke2", fixture: "rke2", distro: RKE2, binDir: rancherBinDir, config: rancherConfig},
+		{name: "k3s-manual", fixture: "k3s-manual", distro: K3s, binDir: RancherBinDir, config: RancherConfig},
+		{name: "rke2", fixture: "rke2", distro: RKE2, binDir: RancherBinDir, config: RancherConfig},
 		{name: "systemd", fixture: "systemd", distro: Systemd, binDir: DefaultBinDir, config: DefaultConfig,
 			keepArgs: []string{"--v=2", "--config=/var/lib/kubelet/kubelet-config.yaml"}},
 		{name: "eks-al2023", fixture: "eks-al2023", distro: EKS, opts: Options{Force: true},
@@ -460,8 +460,8 @@ func TestReinstallWithOtherOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Actions) != 1 || res.Actions[0].Kind != "update" || res.Actions[0].Path != rancherConfig {
-		t.Errorf("actions %+v, want one update of %s", res.Actions, rancherConfig)
+	if len(res.Actions) != 1 || res.Actions[0].Kind != "update" || res.Actions[0].Path != RancherConfig {
+		t.Errorf("actions %+v, want one update of %s", res.Actions, RancherConfig)
 	}
 	// A new binary and other paths: the old files go, config.yaml is edited.
 	bin2 := writeBinary(t, fakeBinary+"v2\n")
@@ -469,7 +469,7 @@ func TestReinstallWithOtherOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, rancherBinDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(root, RancherBinDir)); !os.IsNotExist(err) {
 		t.Errorf("old bin dir left behind (%v): %+v", err, res.Actions)
 	}
 	if v := viewRancher(t, root, K3s); v.BinDir != "/opt/ecr/bin" || v.Config != "/opt/ecr/config.yaml" {

@@ -12,13 +12,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// rancherDefaults are the paths k3s and rke2 hand the kubelet on their own
-// when both exist (k3s pkg/cli/cmds/agent.go: --image-credential-provider-
+// RancherBinDir and RancherConfig are the paths k3s and rke2 hand the
+// kubelet on their own when both exist (k3s pkg/cli/cmds/agent.go: --image-credential-provider-
 // bin-dir and -config defaults; pkg/daemons/agent: ImageCredProvAvailable;
 // rke2 copies both flags from k3s unchanged).
 const (
-	rancherBinDir = "/var/lib/rancher/credentialprovider/bin"
-	rancherConfig = "/var/lib/rancher/credentialprovider/config.yaml"
+	RancherBinDir = "/var/lib/rancher/credentialprovider/bin"
+	RancherConfig = "/var/lib/rancher/credentialprovider/config.yaml"
 )
 
 // rancher describes k3s or rke2.
@@ -46,7 +46,7 @@ func planRancher(n *nodeFS, d Distro, binDir, config string) (wiring, error) {
 	r := rancherFor(d)
 	w := wiring{Service: strings.TrimSuffix(r.units[0], ".service")}
 	want := map[string]string{flagBinDir: binDir, flagConfig: config}
-	defaults := map[string]string{flagBinDir: rancherBinDir, flagConfig: rancherConfig}
+	defaults := map[string]string{flagBinDir: RancherBinDir, flagConfig: RancherConfig}
 
 	// The service's command line overrides every config file.
 	found := false
