@@ -48,6 +48,10 @@ func (e Entry) RefreshAt() time.Time {
 	return e.FetchedAt.Add(e.ExpiresAt.Sub(e.FetchedAt) / 2)
 }
 
+// BackingOff reports whether the entry is valid but a refresh failed so
+// recently that it should be served as it is, without trying AWS again.
+func (e Entry) BackingOff(now time.Time) bool { return e.Valid(now) && now.Before(e.RetryAt) }
+
 // Fresh reports whether the entry can be served without trying a refresh.
 func (e Entry) Fresh(now time.Time) bool { return e.Valid(now) && now.Before(e.RefreshAt()) }
 

@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			log.Debug("served from disk cache", "registry", reg.Host, "expiresAt", have.ExpiresAt)
 			return respond(req, reg, have, cfg.Now()), nil
 		}
-		if haveOK && have.Valid(cfg.Now()) && cfg.Now().Before(have.RetryAt) {
+		if haveOK && have.BackingOff(cfg.Now()) {
 			log.Debug("a recent refresh failed; serving the valid cached token without retrying yet", "retryAt", have.RetryAt)
 			return respondStale(req, reg, have, cfg.Now()), nil
 		}
@@ -206,7 +206,7 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			log.Debug("served from disk cache after waiting for the lock", "registry", reg.Host)
 			return respond(req, reg, have, cfg.Now()), nil
 		}
-		if haveOK && have.Valid(cfg.Now()) && cfg.Now().Before(have.RetryAt) {
+		if haveOK && have.BackingOff(cfg.Now()) {
 			return respondStale(req, reg, have, cfg.Now()), nil
 		}
 	}
