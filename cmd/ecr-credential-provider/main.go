@@ -6,8 +6,11 @@ import (
 	"os"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cli"
+	// Answers cache hits in its init, before the AWS SDK's packages
+	// initialize; see its package doc.
+	"github.com/kubecred/ecr-credential-provider/internal/fastpath"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], &cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+	os.Exit(cli.Main(os.Args[1:], &cli.Env{Stdin: fastpath.Stdin(), Stdout: os.Stdout, Stderr: os.Stderr}))
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,6 +307,98 @@ func TestBadInputLeavesStdoutEmpty(t *testing.T) {
 	}
 	if n.emu.Stats().Requests != 0 {
 		t.Fatal("bad input reached AWS")
+	}
+}
+
+// initTrace lists the packages the Go runtime initialized, in order, from
+// what GODEBUG=inittrace=1 wrote on stderr.
+func initTrace(stderr string) []string {
+	var pkgs []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "init" {
+			pkgs = append(pkgs, f[1])
+		}
+	}
+	return pkgs
+}
+
+// A cache hit is answered in package fastpath's init, before the AWS SDK's
+// service packages build their endpoint tables and schemas: that is what
+// makes a hit cost about as much as a hello world. The order follows from
+// the import graph, so a new import in the cache-hit path can undo it.
+func TestCacheHitAnsweredBeforeSDKInit(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	trace := []string{"GODEBUG=inittrace=1"}
+	cold := n.runEnv(trace, request(protocol.V1, privateImg))
+	warm := n.runEnv(trace, request(protocol.V1, privateImg))
+	if cold.code != 0 || warm.code != 0 {
+		t.Fatalf("exits %d %d: %s %s", cold.code, warm.code, cold.stderr, warm.stderr)
+	}
+	const fast = "github.com/kubecred/ecr-credential-provider/internal/fastpath"
+	sdkServices := func(pkgs []string) []string {
+		var s []string
+		for _, p := range pkgs {
+			if strings.HasPrefix(p, "github.com/aws/aws-sdk-go-v2/service/") {
+				s = append(s, p)
+			}
+		}
+		return s
+	}
+	// The runtime traces a package once its init returns. On a miss,
+	// fastpath's init returns and the SDK initializes after it.
+	coldPkgs := initTrace(cold.stderr)
+	if !slices.Contains(coldPkgs, fast) || len(sdkServices(coldPkgs)) == 0 {
+		t.Fatalf("a cold call's init trace lacks %s or the SDK:\n%s", fast, cold.stderr)
+	}
+	// On a hit, fastpath's init answers and exits, so it is never traced.
+	pkgs := initTrace(warm.stderr)
+	if len(pkgs) == 0 || slices.Contains(pkgs, fast) {
+		t.Fatalf("the hit was not answered in %s's init; init order:\n%s", fast, strings.Join(pkgs, "\n"))
+	}
+	if got := sdkServices(pkgs); len(got) > 0 {
+		t.Fatalf("a cache hit initialized SDK service packages %v before answering; a package the cache-hit path imports became ready after them. Init order:\n%s",
+			got, strings.Join(pkgs, "\n"))
+	}
+	if warm.resp.Auth[privateHost] != cold.resp.Auth[privateHost] {
+		t.Fatal("the hit answered other credentials than the cold call cached")
+	}
+}
+
+// The fast path and the full plugin must answer a hit alike. -v=2 takes
+// the full path (it logs the hit), so the two can be compared.
+func TestFastPathAnswersLikeFullPath(t *testing.T) {
+	for _, v := range protocol.Versions {
+		t.Run(v, func(t *testing.T) {
+			n := newNode(t, awsemu.Options{})
+			if r := n.run(request(v, privateImg)); r.code != 0 {
+				t.Fatalf("priming: exit %d: %s", r.code, r.stderr)
+			}
+			fast := n.run(request(v, privateImg))
+			full := n.run(request(v, privateImg), "-v=2")
+			if fast.code != 0 || full.code != 0 {
+				t.Fatalf("exits %d %d: %s %s", fast.code, full.code, fast.stderr, full.stderr)
+			}
+			if !strings.Contains(full.stderr, "served from disk cache") {
+				t.Fatalf("-v=2 did not take the full path; stderr %q", full.stderr)
+			}
+			if fast.stderr != "" {
+				t.Fatalf("fast path wrote stderr %q", fast.stderr)
+			}
+			// Runs a moment apart may differ by a second of cacheDuration.
+			df, dl := fast.resp.CacheDuration, full.resp.CacheDuration
+			if df == nil || dl == nil || (df.Duration-dl.Duration).Abs() > time.Second {
+				t.Fatalf("cacheDuration fast %v, full %v", df, dl)
+			}
+			fast.resp.CacheDuration, full.resp.CacheDuration = nil, nil
+			fb, _ := json.Marshal(fast.resp)
+			lb, _ := json.Marshal(full.resp)
+			if !bytes.Equal(fb, lb) {
+				t.Fatalf("fast path answered\n%s\nfull path\n%s", fb, lb)
+			}
+			if n.emu.Stats().Op(awsemu.TargetECR, "GetAuthorizationToken").Requests != 1 {
+				t.Fatal("a hit called ECR")
+			}
+		})
 	}
 }
 

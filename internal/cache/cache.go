@@ -17,7 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -79,8 +79,11 @@ func Open(dir string) (*Dir, error) {
 	if dir == "" {
 		return nil, errors.New("no cache directory given")
 	}
-	dir = filepath.Clean(dir)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	// path, not path/filepath: paths here are Linux paths (flock,
+	// O_NOFOLLOW), and importing path/filepath would let the AWS SDK
+	// initialize ahead of the cache-hit path (see package fastpath).
+	dir = path.Clean(dir)
+	if err := os.MkdirAll(path.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("cache directory %s: %w", dir, err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -110,7 +113,7 @@ func (d *Dir) file(key, ext string) (string, error) {
 	if key == "" || strings.ContainsAny(key, `/\.`) {
 		return "", fmt.Errorf("invalid cache key")
 	}
-	return filepath.Join(d.path, key+ext), nil
+	return path.Join(d.path, key+ext), nil
 }
 
 // Get returns the entry for key, or false if there is none usable.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
 
@@ -23,7 +24,7 @@ type AWS interface {
 	Identity(ctx context.Context) (Identity, error)
 	// AuthToken calls (ECR or ECR Public) GetAuthorizationToken. Its error
 	// is the SDK's own, so the doctor can read the API error code.
-	AuthToken(ctx context.Context) (token.Token, error)
+	AuthToken(ctx context.Context) (plugin.Token, error)
 	// APIEndpoint is the URL the SDK sends GetAuthorizationToken to, after
 	// endpoint overrides (AWS_ENDPOINT_URL_ECR...), FIPS and dual-stack.
 	APIEndpoint(ctx context.Context) (string, error)
@@ -88,7 +89,7 @@ func (s *sdkAWS) Identity(ctx context.Context) (Identity, error) {
 	return Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account), UserID: aws.ToString(out.UserId)}, nil
 }
 
-func (s *sdkAWS) AuthToken(ctx context.Context) (token.Token, error) {
+func (s *sdkAWS) AuthToken(ctx context.Context) (plugin.Token, error) {
 	// The token package decodes; the raw SDK error is kept for the doctor,
 	// which reads the API error code and message itself.
 	if s.reg.Public {

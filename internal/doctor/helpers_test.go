@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
@@ -57,7 +58,7 @@ func fakePlugin() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tok, err := token.New(token.Options{MaxAttempts: 1}).Fetch(ctx, reg, token.Identity{})
+	tok, err := token.New(token.Options{MaxAttempts: 1}).Fetch(ctx, reg, plugin.Identity{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake plugin:", err)
 		return 1

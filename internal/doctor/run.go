@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
-	"github.com/kubecred/ecr-credential-provider/internal/token"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 )
 
 // run is the state of one doctor run: each check reads what earlier ones
@@ -33,7 +33,7 @@ type run struct {
 	probeMu  sync.Mutex
 	probes   map[string]probeResult
 	eps      map[string]endpoint
-	tok      token.Token
+	tok      plugin.Token
 	tokOK    bool
 	rc       *registryClient
 	loggedIn bool

@@ -11,14 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
-	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
 
 // DefaultRoleAnnotation is the service account annotation upstream reads for
@@ -42,9 +40,32 @@ const (
 	RetryAfterFailure = 30 * time.Second
 )
 
-// Fetcher gets a token from AWS.
+// Token is a decoded registry credential.
+type Token struct {
+	Username  string
+	Password  string
+	ExpiresAt time.Time
+}
+
+// Identity says whose credentials fetch a token. The zero value means the
+// node's own credentials from the SDK's default chain.
+type Identity struct {
+	// RoleARN is assumed with AssumeRoleWithWebIdentity when set.
+	RoleARN string
+	// WebIdentityToken is the pod's service account token. Never log it.
+	WebIdentityToken string
+}
+
+// PerPod reports whether the identity is a pod's own rather than the node's.
+func (id Identity) PerPod() bool { return id.RoleARN != "" }
+
+// ErrAccessDenied marks a Fetcher error where AWS refused the caller.
+var ErrAccessDenied = errors.New("access denied")
+
+// Fetcher gets a token from AWS. The package holds no AWS client itself, so
+// that answering from the cache never links in, or waits for, the SDK.
 type Fetcher interface {
-	Fetch(ctx context.Context, reg ecrhost.Registry, id token.Identity) (token.Token, error)
+	Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) (Token, error)
 }
 
 // Config is what a plugin run needs from its environment.
@@ -82,18 +103,42 @@ func (c *Config) defaults() {
 	}
 }
 
-// roleARN is compiled on first use: only per-pod requests need it, and a
-// package-level regexp would cost every cache hit its compile time.
-var roleARN = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
-})
+// isRoleARN reports whether s is an IAM role ARN, the only thing
+// AssumeRoleWithWebIdentity takes: arn:aws[a-z-]*:iam::<12 digits>:role/
+// then 1 to 512 of [A-Za-z0-9_+=,.@/-]. It is written out rather than a
+// regexp so that this package does not import regexp: see package fastpath
+// for why the cache-hit path keeps its imports few.
+func isRoleARN(s string) bool {
+	rest, ok := strings.CutPrefix(s, "arn:aws")
+	if !ok {
+		return false
+	}
+	partition, rest, ok := strings.Cut(rest, ":")
+	if !ok || strings.Trim(partition, "abcdefghijklmnopqrstuvwxyz-") != "" {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, "iam::")
+	if !ok || len(rest) < 12 || strings.Trim(rest[:12], "0123456789") != "" {
+		return false
+	}
+	name, ok := strings.CutPrefix(rest[12:], ":role/")
+	if !ok || len(name) < 1 || len(name) > 512 {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("_+=,.@/-", c)) {
+			return false
+		}
+	}
+	return true
+}
 
-// Identity picks whose credentials serve the request: a per-pod role when
+// IdentityFor picks whose credentials serve the request: a per-pod role when
 // the request carries a service account token and a role is named, else the
 // node's own.
-func Identity(req protocol.Request, annotations []string, getenv func(string) string) (token.Identity, error) {
+func IdentityFor(req protocol.Request, annotations []string, getenv func(string) string) (Identity, error) {
 	if req.ServiceAccountToken == "" {
-		return token.Identity{}, nil
+		return Identity{}, nil
 	}
 	role, source := "", ""
 	for _, k := range annotations {
@@ -106,12 +151,12 @@ func Identity(req protocol.Request, annotations []string, getenv func(string) st
 		role, source = getenv(RoleEnv), RoleEnv
 	}
 	if role == "" {
-		return token.Identity{}, nil
+		return Identity{}, nil
 	}
-	if !roleARN().MatchString(role) {
-		return token.Identity{}, fmt.Errorf("%s is not an IAM role ARN (want arn:aws:iam::<account>:role/<name>)", source)
+	if !isRoleARN(role) {
+		return Identity{}, fmt.Errorf("%s is not an IAM role ARN (want arn:aws:iam::<account>:role/<name>)", source)
 	}
-	return token.Identity{RoleARN: role, WebIdentityToken: req.ServiceAccountToken}, nil
+	return Identity{RoleARN: role, WebIdentityToken: req.ServiceAccountToken}, nil
 }
 
 // envKeys are the settings that choose credentials or endpoints without a
@@ -143,38 +188,82 @@ func CacheKey(reg ecrhost.Registry, getenv func(string) string) string {
 	return cache.Key(parts...)
 }
 
+// call is what a request resolves to before any cache or AWS is touched.
+type call struct {
+	reg ecrhost.Registry
+	id  Identity
+	// store is nil for per-pod identities: their tokens never touch the
+	// disk, so that a later pod on another service account cannot get them.
+	store *cache.Dir
+	key   string
+}
+
+func (cfg *Config) resolve(req protocol.Request) (call, error) {
+	reg, err := ecrhost.Parse(req.Image)
+	if err != nil {
+		return call{}, err
+	}
+	id, err := IdentityFor(req, cfg.RoleAnnotations, cfg.Getenv)
+	if err != nil {
+		return call{}, err
+	}
+	c := call{reg: reg, id: id, store: cfg.Cache}
+	if id.PerPod() {
+		c.store = nil
+	}
+	if c.store != nil {
+		c.key = CacheKey(reg, cfg.Getenv)
+	}
+	return c, nil
+}
+
+// fromCache answers from an entry that needs no AWS call: a fresh token, or
+// a valid one while a recent refresh failure is backed off.
+func (c call) fromCache(cfg *Config, req protocol.Request, have cache.Entry, haveOK bool) (protocol.Response, bool) {
+	now := cfg.Now()
+	switch {
+	case !haveOK:
+		return protocol.Response{}, false
+	case have.Fresh(now):
+		cfg.Logger.Debug("served from disk cache", "registry", c.reg.Host, "expiresAt", have.ExpiresAt)
+		return respond(req, c.reg, have, now), true
+	case have.BackingOff(now):
+		cfg.Logger.Debug("a recent refresh failed; serving the valid cached token without retrying yet", "retryAt", have.RetryAt)
+		return respondStale(req, c.reg, have, now), true
+	}
+	return protocol.Response{}, false
+}
+
+// Cached answers req from the disk cache alone, and reports false when the
+// request needs AWS or is bad (Run then says why). It is Run's first step,
+// exported so a caller can try it before paying for an AWS client.
+func Cached(cfg Config, req protocol.Request) (protocol.Response, bool) {
+	cfg.defaults()
+	c, err := cfg.resolve(req)
+	if err != nil || c.store == nil {
+		return protocol.Response{}, false
+	}
+	have, haveOK := c.store.Get(c.key)
+	return c.fromCache(&cfg, req, have, haveOK)
+}
+
 // Run answers one request.
 func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Response, error) {
 	cfg.defaults()
 	log := cfg.Logger
-	reg, err := ecrhost.Parse(req.Image)
+	c, err := cfg.resolve(req)
 	if err != nil {
 		return protocol.Response{}, err
 	}
-	id, err := Identity(req, cfg.RoleAnnotations, cfg.Getenv)
-	if err != nil {
-		return protocol.Response{}, err
-	}
+	reg, id, store, key := c.reg, c.id, c.store, c.key
 	log.Debug("request", "apiVersion", req.APIVersion, "image", req.Image, "registry", reg.Host, "kind", reg.Kind(), "perPodRole", id.RoleARN)
 
-	// Per-pod tokens never touch the disk: a later pod on another service
-	// account must not be able to receive them.
-	store := cfg.Cache
-	if id.PerPod() {
-		store = nil
-	}
-	var key string
 	var have cache.Entry
 	var haveOK bool
 	if store != nil {
-		key = CacheKey(reg, cfg.Getenv)
-		if have, haveOK = store.Get(key); haveOK && have.Fresh(cfg.Now()) {
-			log.Debug("served from disk cache", "registry", reg.Host, "expiresAt", have.ExpiresAt)
-			return respond(req, reg, have, cfg.Now()), nil
-		}
-		if haveOK && have.BackingOff(cfg.Now()) {
-			log.Debug("a recent refresh failed; serving the valid cached token without retrying yet", "retryAt", have.RetryAt)
-			return respondStale(req, reg, have, cfg.Now()), nil
+		have, haveOK = store.Get(key)
+		if resp, ok := c.fromCache(&cfg, req, have, haveOK); ok {
+			return resp, nil
 		}
 	}
 
@@ -202,12 +291,9 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 		defer lock.Unlock()
 		// Whoever held the lock has probably just written a fresh entry, or
 		// noted that its refresh failed.
-		if have, haveOK = store.Get(key); haveOK && have.Fresh(cfg.Now()) {
-			log.Debug("served from disk cache after waiting for the lock", "registry", reg.Host)
-			return respond(req, reg, have, cfg.Now()), nil
-		}
-		if haveOK && have.BackingOff(cfg.Now()) {
-			return respondStale(req, reg, have, cfg.Now()), nil
+		have, haveOK = store.Get(key)
+		if resp, ok := c.fromCache(&cfg, req, have, haveOK); ok {
+			return resp, nil
 		}
 	}
 
@@ -221,7 +307,7 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 	start := cfg.Now()
 	tok, err := cfg.Fetcher.Fetch(fetchCtx, reg, id)
 	if err != nil {
-		if reg.Public && errors.Is(err, token.ErrAccessDenied) {
+		if reg.Public && errors.Is(err, ErrAccessDenied) {
 			log.Warn("ECR Public token denied; answering with no credentials so the kubelet pulls anonymously", "error", err)
 			resp := protocol.NewResponse(req)
 			resp.CacheDuration = &protocol.Duration{Duration: DeniedCacheDuration}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,14 +26,14 @@ const image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app"
 type fakeFetcher struct {
 	mu       sync.Mutex
 	calls    int
-	ids      []token.Identity
+	ids      []plugin.Identity
 	err      error
 	hang     bool
 	hold     time.Duration // keeps the lock held, so concurrent callers queue
 	lifetime time.Duration
 }
 
-func (f *fakeFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id token.Identity) (token.Token, error) {
+func (f *fakeFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id plugin.Identity) (plugin.Token, error) {
 	f.mu.Lock()
 	f.calls++
 	n := f.calls
@@ -41,19 +42,19 @@ func (f *fakeFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id token.
 	f.mu.Unlock()
 	if hang {
 		<-ctx.Done()
-		return token.Token{}, token.Explain(ctx.Err(), "ecr:GetAuthorizationToken")
+		return plugin.Token{}, token.Explain(ctx.Err(), "ecr:GetAuthorizationToken")
 	}
 	if hold > 0 {
 		time.Sleep(hold)
 	}
 	if err != nil {
-		return token.Token{}, err
+		return plugin.Token{}, err
 	}
 	life := f.lifetime
 	if life == 0 {
 		life = 12 * time.Hour
 	}
-	return token.Token{Username: "AWS", Password: fmt.Sprintf("pw-%d", n), ExpiresAt: time.Now().Add(life)}, nil
+	return plugin.Token{Username: "AWS", Password: fmt.Sprintf("pw-%d", n), ExpiresAt: time.Now().Add(life)}, nil
 }
 
 func (f *fakeFetcher) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
@@ -287,7 +288,7 @@ func TestIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := plugin.Identity(tt.req, tt.anns, env(tt.env))
+			id, err := plugin.IdentityFor(tt.req, tt.anns, env(tt.env))
 			if (err != nil) != tt.wantErr || id.RoleARN != tt.wantRole {
 				t.Fatalf("id %+v err %v", id, err)
 			}
@@ -299,7 +300,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestPublicDeniedAnswersAnonymously(t *testing.T) {
-	f := &fakeFetcher{err: fmt.Errorf("wrapped: %w", token.ErrAccessDenied)}
+	f := &fakeFetcher{err: fmt.Errorf("wrapped: %w", plugin.ErrAccessDenied)}
 	resp := run(t, plugin.Config{Cache: newCache(t), Fetcher: f}, req("public.ecr.aws/nginx/nginx"))
 	if len(resp.Auth) != 0 || resp.CacheDuration == nil || resp.CacheDuration.Duration != plugin.DeniedCacheDuration {
 		t.Fatalf("response %+v", resp)
@@ -371,5 +372,148 @@ func TestHungRefreshIsTriedOnce(t *testing.T) {
 	run(t, plugin.Config{Cache: d, Fetcher: f}, req(image))
 	if f.count() != 1 {
 		t.Fatal("a caller right after the failed refresh tried again")
+	}
+}
+
+// Cached must answer exactly when Run would answer without calling AWS, and
+// with the same response.
+func TestCachedAnswersOnlyWhatNeedsNoAWS(t *testing.T) {
+	perPod := req(image)
+	perPod.ServiceAccountToken = "sa-token"
+	perPod.ServiceAccountAnnotations = map[string]string{plugin.DefaultRoleAnnotation: "arn:aws:iam::123456789012:role/puller"}
+	tests := []struct {
+		name      string
+		age       time.Duration // of the planted entry; 0 plants none
+		backedOff bool          // a refresh failed a moment ago
+		req       protocol.Request
+		want      bool
+	}{
+		{"no entry", 0, false, req(image), false},
+		{"fresh", time.Hour, false, req(image), true},
+		{"another repo in the same registry", time.Hour, false, req(image + "-other:v1"), true},
+		{"refresh due", 7 * time.Hour, false, req(image), false},
+		{"refresh due, backing off after a failure", 7 * time.Hour, true, req(image), true},
+		{"expired", 13 * time.Hour, false, req(image), false},
+		{"per-pod role never reads the disk", time.Hour, false, perPod, false},
+		{"bad image", time.Hour, false, req("no-such-host/x:1::"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newCache(t)
+			if tt.age > 0 {
+				plant(t, d, tt.age, 12*time.Hour)
+			}
+			if tt.backedOff {
+				reg, _ := ecrhost.Parse(image)
+				e, _ := d.Get(plugin.CacheKey(reg, noEnv))
+				e.RetryAt = time.Now().Add(plugin.RetryAfterFailure)
+				if err := d.Put(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now := time.Now()
+			cfg := plugin.Config{Cache: d, Getenv: noEnv, Now: func() time.Time { return now }}
+			got, ok := plugin.Cached(cfg, tt.req)
+			if ok != tt.want {
+				t.Fatalf("Cached answered %v, want %v", ok, tt.want)
+			}
+			if !ok {
+				return
+			}
+			// Run with a fetcher that fails must give the same answer.
+			cfg.Fetcher = &fakeFetcher{err: errors.New("AWS must not be called")}
+			want, err := plugin.Run(context.Background(), cfg, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || got.Auth["123456789012.dkr.ecr.us-east-1.amazonaws.com"].Password != "old" {
+				t.Fatalf("Cached %+v, Run %+v", got, want)
+			}
+		})
+	}
+}
+
+// roleARNPattern is what IAM role ARNs are checked against; the plugin
+// spells it out by hand to keep regexp out of the cache-hit path.
+var roleARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+
+func roleAccepted(arn string) bool {
+	r := req(image)
+	r.ServiceAccountToken = "t"
+	r.ServiceAccountAnnotations = map[string]string{plugin.DefaultRoleAnnotation: arn}
+	_, err := plugin.IdentityFor(r, []string{plugin.DefaultRoleAnnotation}, noEnv)
+	return err == nil
+}
+
+func TestRoleARNCheckMatchesPattern(t *testing.T) {
+	for _, arn := range []string{
+		"arn:aws:iam::123456789012:role/puller",
+		"arn:aws-cn:iam::123456789012:role/a/b/c",
+		"arn:aws-us-gov:iam::123456789012:role/x+=,.@-_",
+		"arn:aws:iam::123456789012:role/",
+		"arn:aws:iam::12345678901:role/x",
+		"arn:aws:iam::1234567890123:role/x",
+		"arn:aws:iam::123456789012:user/bob",
+		"arn:aws:iam::123456789012:role/x y",
+		"arn:aws:iam::123456789012:role/é",
+		"arn:AWS:iam::123456789012:role/x",
+		"arn:aws1:iam::123456789012:role/x",
+		"arn:aws:sts::123456789012:role/x",
+		"arn:aws:iam:us-east-1:123456789012:role/x",
+		"arn:aws:iam::123456789012:role/" + strings.Repeat("a", 512),
+		"arn:aws:iam::123456789012:role/" + strings.Repeat("a", 513),
+		"arn:aws:iam::123456789012:role/x\n",
+		"xarn:aws:iam::123456789012:role/x",
+	} {
+		if got, want := roleAccepted(arn), roleARNPattern.MatchString(arn); got != want {
+			t.Errorf("%q: accepted %v, pattern says %v", arn, got, want)
+		}
+	}
+}
+
+func FuzzRoleARNCheck(f *testing.F) {
+	f.Add("arn:aws:iam::123456789012:role/puller")
+	f.Add("arn:aws-us-gov:iam::123456789012:role/a/b")
+	f.Fuzz(func(t *testing.T, arn string) {
+		if arn == "" {
+			return // no role at all: the node's identity, not an error
+		}
+		if got, want := roleAccepted(arn), roleARNPattern.MatchString(arn); got != want {
+			t.Fatalf("%q: accepted %v, pattern says %v", arn, got, want)
+		}
+	})
+}
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{plugin.EnvCacheDir: "/env/cache", plugin.EnvTimeout: "9s", plugin.EnvLogLevel: "1"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name    string
+		args    []string
+		want    plugin.Flags
+		wantErr string
+	}{
+		{"env defaults", nil, plugin.Flags{Verbosity: 1, CacheDir: "/env/cache", Timeout: 9 * time.Second, RefreshTimeout: 5 * time.Second}, ""},
+		{"flags beat env, get-credentials anywhere", []string{"--cache-dir=/x", "get-credentials", "-v", "2", "--timeout", "3s"},
+			plugin.Flags{Verbosity: 2, CacheDir: "/x", Timeout: 3 * time.Second, RefreshTimeout: 5 * time.Second}, ""},
+		{"role annotations, repeated and comma-separated", []string{"--role-annotation", "a, b", "--role-annotation=c"},
+			plugin.Flags{Verbosity: 1, CacheDir: "/env/cache", Timeout: 9 * time.Second, RefreshTimeout: 5 * time.Second, RoleAnnotations: []string{"a", "b", "c"}}, ""},
+		{"subcommand is not a plugin call", []string{"install"}, plugin.Flags{}, `unexpected argument "install"`},
+		{"unknown flag", []string{"--nope"}, plugin.Flags{}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			got, err := plugin.ParseFlags(tt.args, getenv, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || out.Len() == 0 {
+					t.Fatalf("err %v, output %q; want an error %q, reported", err, out.String(), tt.wantErr)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
 	}
 }

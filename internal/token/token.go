@@ -28,26 +28,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 )
-
-// Token is a decoded registry credential.
-type Token struct {
-	Username  string
-	Password  string
-	ExpiresAt time.Time
-}
-
-// Identity says whose credentials fetch a token. The zero value means the
-// node's own credentials from the SDK's default chain.
-type Identity struct {
-	// RoleARN is assumed with AssumeRoleWithWebIdentity when set.
-	RoleARN string
-	// WebIdentityToken is the pod's service account token. Never log it.
-	WebIdentityToken string
-}
-
-// PerPod reports whether the identity is a pod's own rather than the node's.
-func (id Identity) PerPod() bool { return id.RoleARN != "" }
 
 // ECRAPI is the part of the ECR client the fetcher uses.
 type ECRAPI interface {
@@ -212,7 +194,7 @@ func ECRPublicClient(cfg aws.Config, reg ecrhost.Registry) *ecrpublic.Client {
 
 // WithIdentity returns cfg with credentials for id: unchanged for the node's
 // identity, or the role assumed with the pod's service account token.
-func (f *Fetcher) WithIdentity(cfg aws.Config, id Identity) aws.Config {
+func (f *Fetcher) WithIdentity(cfg aws.Config, id plugin.Identity) aws.Config {
 	if !id.PerPod() {
 		return cfg
 	}
@@ -231,14 +213,14 @@ func (t staticToken) GetIdentityToken() ([]byte, error) { return []byte(t), nil 
 
 // Fetch gets a token for the registry with the identity's credentials. For a
 // host that is not ECR-shaped it uses the SDK's configured region.
-func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) (Token, error) {
+func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id plugin.Identity) (plugin.Token, error) {
 	region := reg.Region
 	if !reg.ECR {
 		f.opts.Logger.Warn("registry host is not ECR-shaped; using the AWS SDK's configured region", "host", reg.Hostname)
 	}
 	cfg, err := f.LoadConfig(ctx, region)
 	if err != nil {
-		return Token{}, err
+		return plugin.Token{}, err
 	}
 	cfg = f.WithIdentity(cfg, id)
 	if reg.Public {
@@ -249,48 +231,45 @@ func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) 
 }
 
 // FetchPrivate calls ECR's GetAuthorizationToken and decodes the answer.
-func FetchPrivate(ctx context.Context, api ECRAPI) (Token, error) {
+func FetchPrivate(ctx context.Context, api ECRAPI) (plugin.Token, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Token{}, Explain(err, "ecr:GetAuthorizationToken")
+		return plugin.Token{}, Explain(err, "ecr:GetAuthorizationToken")
 	}
 	if out == nil || len(out.AuthorizationData) == 0 || out.AuthorizationData[0].AuthorizationToken == nil {
-		return Token{}, errors.New("ecr:GetAuthorizationToken returned no authorization data")
+		return plugin.Token{}, errors.New("ecr:GetAuthorizationToken returned no authorization data")
 	}
 	d := out.AuthorizationData[0]
 	return decode(*d.AuthorizationToken, d.ExpiresAt)
 }
 
 // FetchPublic calls ECR Public's GetAuthorizationToken and decodes the answer.
-func FetchPublic(ctx context.Context, api ECRPublicAPI) (Token, error) {
+func FetchPublic(ctx context.Context, api ECRPublicAPI) (plugin.Token, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Token{}, Explain(err, "ecr-public:GetAuthorizationToken")
+		return plugin.Token{}, Explain(err, "ecr-public:GetAuthorizationToken")
 	}
 	if out == nil || out.AuthorizationData == nil || out.AuthorizationData.AuthorizationToken == nil {
-		return Token{}, errors.New("ecr-public:GetAuthorizationToken returned no authorization data")
+		return plugin.Token{}, errors.New("ecr-public:GetAuthorizationToken returned no authorization data")
 	}
 	return decode(*out.AuthorizationData.AuthorizationToken, out.AuthorizationData.ExpiresAt)
 }
 
-func decode(encoded string, expiresAt *time.Time) (Token, error) {
+func decode(encoded string, expiresAt *time.Time) (plugin.Token, error) {
 	raw, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
-		return Token{}, errors.New("authorization token is not valid base64")
+		return plugin.Token{}, errors.New("authorization token is not valid base64")
 	}
 	user, pass, ok := strings.Cut(string(raw), ":")
 	if !ok || user == "" || pass == "" {
-		return Token{}, errors.New("authorization token is not of the form user:password")
+		return plugin.Token{}, errors.New("authorization token is not of the form user:password")
 	}
-	t := Token{Username: user, Password: pass}
+	t := plugin.Token{Username: user, Password: pass}
 	if expiresAt != nil {
 		t.ExpiresAt = *expiresAt
 	}
 	return t, nil
 }
-
-// ErrAccessDenied marks an error where AWS refused the caller.
-var ErrAccessDenied = errors.New("access denied")
 
 // Explain turns an SDK error into one line an operator can act on. The SDK's
 // messages carry no secrets: request IDs, codes and ARNs only.
@@ -341,4 +320,4 @@ func (e *deniedError) Error() string {
 	return fmt.Sprintf("%s denied: missing permission %s (%s); fix: %s", e.action, e.action, e.msg, fix)
 }
 
-func (e *deniedError) Is(target error) bool { return target == ErrAccessDenied }
+func (e *deniedError) Is(target error) bool { return target == plugin.ErrAccessDenied }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
 
@@ -75,7 +76,7 @@ func TestEndpointFollowsRegistryForm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok, err := token.New(token.Options{HTTPClient: rec}).Fetch(context.Background(), reg, token.Identity{})
+			tok, err := token.New(token.Options{HTTPClient: rec}).Fetch(context.Background(), reg, plugin.Identity{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +122,7 @@ func TestExplain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := token.Explain(tt.err, tt.action)
-			if errors.Is(got, token.ErrAccessDenied) != tt.wantDenied {
+			if errors.Is(got, plugin.ErrAccessDenied) != tt.wantDenied {
 				t.Fatalf("denied = %v for %v", !tt.wantDenied, got)
 			}
 			for _, w := range tt.want {
