@@ -146,8 +146,8 @@ func (d *Dir) Get(key string) (Entry, bool) {
 	return e, true
 }
 
-// Put stores e under its key atomically: readers see the old entry or the
-// new one, never a torn write.
+// Put stores e under its key atomically: running readers see the old entry
+// or the new one, never a torn write.
 func (d *Dir) Put(e Entry) error {
 	name, err := d.file(e.Key, ".json")
 	if err != nil {
@@ -167,10 +167,9 @@ func (d *Dir) Put(e Entry) error {
 		tmp.Close()
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing cache entry: %w", err)
-	}
+	// No fsync: it cost 0.75 ms of a 9 ms cold call here, and buys nothing
+	// a cache needs. After a crash the entry is the old one, the new one, or
+	// empty or torn, which Get rejects, costing one token fetch.
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
