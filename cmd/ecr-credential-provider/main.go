@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cli"
+	// Runs the process on one P from its first package inits on.
+	_ "github.com/kubecred/ecr-credential-provider/internal/maxprocs"
 	// Answers cache hits in its init, before the AWS SDK's packages
 	// initialize; see its package doc.
 	"github.com/kubecred/ecr-credential-provider/internal/fastpath"

@@ -350,6 +350,10 @@ func TestCacheHitAnsweredBeforeSDKInit(t *testing.T) {
 	if !slices.Contains(coldPkgs, fast) || len(sdkServices(coldPkgs)) == 0 {
 		t.Fatalf("a cold call's init trace lacks %s or the SDK:\n%s", fast, cold.stderr)
 	}
+	// One P must be set before the runtime uses a second (see maxprocs).
+	if mp := slices.Index(coldPkgs, "github.com/kubecred/ecr-credential-provider/internal/maxprocs"); mp < 0 || mp > slices.Index(coldPkgs, "os") {
+		t.Fatalf("internal/maxprocs initialized late (position %d, os at %d):\n%s", mp, slices.Index(coldPkgs, "os"), strings.Join(coldPkgs, "\n"))
+	}
 	// On a hit, fastpath's init answers and exits, so it is never traced.
 	pkgs := initTrace(warm.stderr)
 	if len(pkgs) == 0 || slices.Contains(pkgs, fast) {

@@ -17,7 +17,7 @@
 // A hit is answered here and the process exits. Anything else (a subcommand,
 // a miss, a per-pod request, a bad request, debug logging) returns, and main
 // runs the full plugin with the request bytes this package already read; see
-// Stdin. A plugin call that goes on to the full plugin runs on one P.
+// Stdin.
 package fastpath
 
 import (
@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
@@ -40,12 +39,6 @@ func init() {
 		os.Exit(code)
 	}
 	consumed = data
-	// The full plugin handles one request in sequence: a second P only
-	// hands its goroutines between threads, which cost 0.4 ms of a 6 ms
-	// cold call here. An operator's GOMAXPROCS still wins.
-	if _, err := plugin.ParseFlags(os.Args[1:], os.Getenv, io.Discard); err == nil && os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
 }
 
 // Stdin returns the process's stdin as main should read it: the bytes init
