@@ -1,7 +1,12 @@
 // Package plugin answers one kubelet CredentialProviderRequest: it picks the
 // identity and endpoint for the image, serves a token from the node's disk
 // cache when one is fresh, lets one process at a time fetch a new one, and
-// falls back to a still-valid token when AWS is slow or failing.
+// falls back to a still-valid token when AWS is slow or failing. It also
+// parses the plugin's command line.
+//
+// The package imports no AWS SDK package and few others: package fastpath
+// answers cache hits with it before the SDK initializes (see there), and a
+// new import can undo that. The binary's tests check it.
 package plugin
 
 import (
