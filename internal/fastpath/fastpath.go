@@ -55,12 +55,13 @@ func Stdin() io.Reader {
 // it read of stdin (nil if nothing) for the full plugin to read again, and
 // has written nothing.
 func Answer(args []string, getenv func(string) string, stdin *os.File, stdout, stderr io.Writer) (code int, done bool, read []byte) {
+	// A command line that is not a plugin call is the full CLI's to report.
+	// Debug logging wants the full path's account of the hit.
 	flags, err := plugin.ParseFlags(args, getenv, io.Discard)
-	// Debug logging wants the full path's account of the hit, and a person
-	// typing at a terminal wants its prompt first.
 	if err != nil || flags.Verbosity >= 2 || flags.NoCache || flags.CacheDir == "" || stdin == nil {
 		return 0, false, nil
 	}
+	// A person typing at a terminal wants the full path's prompt first.
 	if fi, err := stdin.Stat(); err != nil || fi.Mode()&os.ModeCharDevice != 0 {
 		return 0, false, nil
 	}
