@@ -133,3 +133,37 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+// IMDS retries must fit many attempts into the IMDS client's own 5 s per
+// operation; other calls may back off longer. Both jitter, so throttled
+// nodes don't retry in step.
+func TestRetryBackoffCaps(t *testing.T) {
+	f := token.New(token.Options{})
+	for _, tt := range []struct {
+		name    string
+		delay   func(attempt int, err error) (time.Duration, error)
+		ceiling time.Duration
+	}{
+		{"ECR and STS", f.Retryer().RetryDelay, 2 * time.Second},
+		{"IMDS", f.IMDSRetryer().RetryDelay, 500 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var longest time.Duration
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d, err := tt.delay(12, errors.New("ThrottlingException"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d < 0 || d > tt.ceiling {
+					t.Fatalf("backoff %v outside [0, %v]", d, tt.ceiling)
+				}
+				longest = max(longest, d)
+				seen[d] = true
+			}
+			if longest < tt.ceiling/2 || len(seen) < 100 {
+				t.Fatalf("late-attempt backoffs reach %v with %d distinct values; want jitter up to %v", longest, len(seen), tt.ceiling)
+			}
+		})
+	}
+}
