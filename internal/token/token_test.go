@@ -155,8 +155,9 @@ func TestRetryBackoffCaps(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d < 0 || d > tt.ceiling {
-					t.Fatalf("backoff %v outside [0, %v]", d, tt.ceiling)
+				// Full jitter over [0, ceiling), plus a 1 ms floor.
+				if d < time.Millisecond || d > tt.ceiling+time.Millisecond {
+					t.Fatalf("backoff %v outside [1ms, %v+1ms]", d, tt.ceiling)
 				}
 				longest = max(longest, d)
 				seen[d] = true
