@@ -65,11 +65,11 @@ func Answer(args []string, getenv func(string) string, stdin *os.File, stdout, s
 	if fi, err := stdin.Stat(); err != nil || fi.Mode()&os.ModeCharDevice != 0 {
 		return 0, false, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(stdin, protocol.MaxRequestBytes+1))
+	data, err := protocol.ReadRequestBytes(stdin)
 	if data == nil {
 		data = []byte{}
 	}
-	if err != nil || len(data) > protocol.MaxRequestBytes {
+	if err != nil {
 		return 0, false, data
 	}
 	req, err := protocol.DecodeRequest(data)

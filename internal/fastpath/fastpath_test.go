@@ -32,10 +32,12 @@ func stdinWith(t *testing.T, data string) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	if _, err := w.WriteString(data); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
+	// A writer of its own, as the kubelet's: a request larger than the pipe's
+	// buffer must not block the test.
+	go func() {
+		w.WriteString(data)
+		w.Close()
+	}()
 	return r
 }
 
@@ -81,6 +83,7 @@ func TestAnswer(t *testing.T) {
 		{"refresh due", nil, nil, request, 7 * time.Hour, false, true},
 		{"per-pod role", nil, nil, perPod, time.Hour, false, true},
 		{"bad request", nil, nil, `{"kind":`, time.Hour, false, true},
+		{"request over the size limit", nil, nil, request + strings.Repeat(" ", protocol.MaxRequestBytes), time.Hour, false, true},
 		{"debug logging wants the full path's account", []string{"-v", "2"}, nil, request, time.Hour, false, false},
 		{"debug logging from env", nil, map[string]string{plugin.EnvLogLevel: "2"}, request, time.Hour, false, false},
 		{"cache off", []string{"--no-cache"}, nil, request, time.Hour, false, false},

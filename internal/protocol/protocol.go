@@ -113,14 +113,25 @@ var ErrEmptyImage = errors.New("request has an empty image: the kubelet always s
 // ReadRequest reads and decodes one request from r. Its errors name what was
 // wrong in the input and never echo the input, which may hold a token.
 func ReadRequest(r io.Reader) (Request, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxRequestBytes+1))
+	data, err := ReadRequestBytes(r)
 	if err != nil {
-		return Request{}, fmt.Errorf("reading the request from stdin: %w", err)
-	}
-	if len(data) > MaxRequestBytes {
-		return Request{}, fmt.Errorf("request on stdin is larger than %d bytes", MaxRequestBytes)
+		return Request{}, err
 	}
 	return DecodeRequest(data)
+}
+
+// ReadRequestBytes reads a request's bytes from r, at most MaxRequestBytes.
+// It returns what it read even with an error, for a caller that hands the
+// bytes on to be read again.
+func ReadRequestBytes(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxRequestBytes+1))
+	if err != nil {
+		return data, fmt.Errorf("reading the request from stdin: %w", err)
+	}
+	if len(data) > MaxRequestBytes {
+		return data, fmt.Errorf("request on stdin is larger than %d bytes", MaxRequestBytes)
+	}
+	return data, nil
 }
 
 // DecodeRequest decodes a CredentialProviderRequest of any supported version.

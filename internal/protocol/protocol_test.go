@@ -156,6 +156,35 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// ReadRequest bounds what it reads; ReadRequestBytes hands back what it read
+// either way, so a caller can pass it on intact.
+func TestReadRequestSizeLimit(t *testing.T) {
+	const req = `{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"a/b"}`
+	for _, tt := range []struct {
+		name    string
+		in      string
+		wantErr string
+	}{
+		{"at the limit", req + strings.Repeat(" ", protocol.MaxRequestBytes-len(req)), ""},
+		{"one byte over", req + strings.Repeat(" ", protocol.MaxRequestBytes-len(req)+1), "larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := protocol.ReadRequestBytes(strings.NewReader(tt.in))
+			if tt.wantErr == "" {
+				if err != nil || string(data) != tt.in {
+					t.Fatalf("read %d bytes, err %v; want all %d", len(data), err, len(tt.in))
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(tt.in, string(data)) || len(data) != protocol.MaxRequestBytes+1 {
+				t.Fatalf("read %d bytes, err %v; want the first %d bytes and %q", len(data), err, protocol.MaxRequestBytes+1, tt.wantErr)
+			}
+			_, err = protocol.ReadRequest(strings.NewReader(tt.in))
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("ReadRequest err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // TestErrorsNeverEchoTheToken guards against a decode error quoting input.
 func TestErrorsNeverEchoTheToken(t *testing.T) {
 	secret := "SECRET-SA-TOKEN"
