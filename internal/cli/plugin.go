@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
 
@@ -49,6 +50,9 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 		return fail(env, log, toFile, err)
 	}
 	cfg := flags.Config(env.getenv)
+	if cfg.RegistryMap, err = flags.Map(env.getenv); err != nil {
+		return fail(env, log, toFile, fmt.Errorf("%w (fix --registry-map, --registry-map-file or %s in the provider's args or env)", err, registrymap.Env))
+	}
 	cfg.Logger = log
 	cfg.Fetcher = token.New(token.Options{Logger: log})
 	if dir, err := flags.OpenCache(); err != nil {

@@ -82,6 +82,9 @@ func Answer(args []string, getenv func(string) string, stdin *os.File, stdout, s
 	}
 	cfg := flags.Config(getenv)
 	cfg.Cache = dir
+	if cfg.RegistryMap, err = flags.Map(getenv); err != nil {
+		return 0, false, data
+	}
 	resp, ok := plugin.Cached(cfg, req)
 	if !ok {
 		return 0, false, data

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
 // Environment variables that set plugin flags, for configs that prefer env.
@@ -33,6 +34,10 @@ type Flags struct {
 	Timeout         time.Duration
 	RefreshTimeout  time.Duration
 	RoleAnnotations []string
+	// RegistryMap holds SOURCE=TARGET entries from --registry-map.
+	RegistryMap []string
+	// RegistryMapFile names a file of further entries.
+	RegistryMapFile string
 }
 
 // ParseFlags parses the plugin's command line. Errors and -h usage go to
@@ -50,6 +55,8 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 	fs.DurationVar(&f.Timeout, "timeout", envDuration(getenv, EnvTimeout, 20*time.Second), "bound on the whole call, kept well under the kubelet's 60s (env "+EnvTimeout+")")
 	fs.DurationVar(&f.RefreshTimeout, "refresh-timeout", 5*time.Second, "bound on a refresh when a still-valid cached token can be served instead")
 	fs.Var((*listFlag)(&f.RoleAnnotations), "role-annotation", "service account annotation key naming a per-pod role (repeatable; default "+DefaultRoleAnnotation+")")
+	fs.Var((*listFlag)(&f.RegistryMap), "registry-map", "SOURCE=TARGET: answer for registry host SOURCE with the token of ECR registry TARGET[/prefix], for pull-through caches and custom domains (repeatable or comma-separated; env "+registrymap.Env+")")
+	fs.StringVar(&f.RegistryMapFile, "registry-map-file", "", "file of further SOURCE=TARGET entries, one a line, # comments")
 	var rest []string
 	for _, a := range args {
 		if a != "get-credentials" {
@@ -124,6 +131,22 @@ func (f Flags) Config(getenv func(string) string) Config {
 		RoleAnnotations: f.RoleAnnotations,
 		Getenv:          getenv,
 	}
+}
+
+// Map reads the registry map from the flags, the map file and the env, and
+// refuses the whole map if any entry is bad: a half-applied map would send
+// some images' tokens to the wrong registry.
+func (f Flags) Map(getenv func(string) string) (registrymap.Map, error) {
+	entries := append([]string(nil), f.RegistryMap...)
+	entries = append(entries, registrymap.SplitList(getenv(registrymap.Env))...)
+	if f.RegistryMapFile != "" {
+		more, err := registrymap.ReadFile(f.RegistryMapFile)
+		if err != nil {
+			return registrymap.Map{}, err
+		}
+		entries = append(entries, more...)
+	}
+	return registrymap.Parse(entries)
 }
 
 // OpenCache opens the disk cache the flags name, or returns nil when the

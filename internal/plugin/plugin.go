@@ -22,6 +22,7 @@ import (
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
 // DefaultRoleAnnotation is the service account annotation upstream reads for
@@ -84,10 +85,13 @@ type Config struct {
 	// RoleAnnotations are the service account annotation keys that may name
 	// a per-pod role, first match wins.
 	RoleAnnotations []string
-	Getenv          func(string) string
-	Now             func() time.Time
-	Logger          *slog.Logger
-	Fetcher         Fetcher
+	// RegistryMap sends requests for a mapped host (a pull-through cache's
+	// source, a custom domain) to the ECR registry it names.
+	RegistryMap registrymap.Map
+	Getenv      func(string) string
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Fetcher     Fetcher
 }
 
 func (c *Config) defaults() {
@@ -195,8 +199,13 @@ func CacheKey(reg ecrhost.Registry, getenv func(string) string) string {
 
 // call is what a request resolves to before any cache or AWS is touched.
 type call struct {
+	// reg is the registry whose token serves the request: the image's own,
+	// or the ECR registry the operator mapped its host to.
 	reg ecrhost.Registry
-	id  Identity
+	// authHost keys the answer: the host the kubelet asked about, which is
+	// where it will send the credentials.
+	authHost string
+	id       Identity
 	// store is nil for per-pod identities: their tokens never touch the
 	// disk, so that a later pod on another service account cannot get them.
 	store *cache.Dir
@@ -208,11 +217,15 @@ func (cfg *Config) resolve(req protocol.Request) (call, error) {
 	if err != nil {
 		return call{}, err
 	}
+	authHost := reg.Host
+	if rule, ok := cfg.RegistryMap.Lookup(reg.Host); ok {
+		reg = rule.Target
+	}
 	id, err := IdentityFor(req, cfg.RoleAnnotations, cfg.Getenv)
 	if err != nil {
 		return call{}, err
 	}
-	c := call{reg: reg, id: id, store: cfg.Cache}
+	c := call{reg: reg, authHost: authHost, id: id, store: cfg.Cache}
 	if id.PerPod() {
 		c.store = nil
 	}
@@ -231,10 +244,10 @@ func (c call) fromCache(cfg *Config, req protocol.Request, have cache.Entry, hav
 		return protocol.Response{}, false
 	case have.Fresh(now):
 		cfg.Logger.Debug("served from disk cache", "registry", c.reg.Host, "expiresAt", have.ExpiresAt)
-		return respond(req, c.reg, have, now), true
+		return respond(req, c.authHost, have, now), true
 	case have.BackingOff(now):
 		cfg.Logger.Debug("a recent refresh failed; serving the valid cached token without retrying yet", "retryAt", have.RetryAt)
-		return respondStale(req, c.reg, have, now), true
+		return respondStale(req, c.authHost, have, now), true
 	}
 	return protocol.Response{}, false
 }
@@ -261,7 +274,8 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 		return protocol.Response{}, err
 	}
 	reg, id, store, key := c.reg, c.id, c.store, c.key
-	log.Debug("request", "apiVersion", req.APIVersion, "image", req.Image, "registry", reg.Host, "kind", reg.Kind(), "perPodRole", id.RoleARN)
+	authHost := c.authHost
+	log.Debug("request", "apiVersion", req.APIVersion, "image", req.Image, "answerFor", authHost, "registry", reg.Host, "kind", reg.Kind(), "perPodRole", id.RoleARN)
 
 	var have cache.Entry
 	var haveOK bool
@@ -289,7 +303,7 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 		if err != nil {
 			if haveOK && have.Valid(cfg.Now()) {
 				log.Warn("serving the cached token: another process holds the refresh lock", "error", err, "expiresAt", have.ExpiresAt)
-				return respondStale(req, reg, have, cfg.Now()), nil
+				return respondStale(req, authHost, have, cfg.Now()), nil
 			}
 			return protocol.Response{}, err
 		}
@@ -326,7 +340,7 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			if err := store.Put(have); err != nil {
 				log.Warn("could not note the failed refresh in the disk cache", "error", err)
 			}
-			return respondStale(req, reg, have, cfg.Now()), nil
+			return respondStale(req, authHost, have, cfg.Now()), nil
 		}
 		return protocol.Response{}, err
 	}
@@ -337,28 +351,28 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 		}
 	}
 	log.Info("fetched a new token", "registry", reg.Host, "expiresAt", tok.ExpiresAt)
-	return respond(req, reg, entry, cfg.Now()), nil
+	return respond(req, authHost, entry, cfg.Now()), nil
 }
 
 // respond answers with a token the kubelet may keep until the token is due
 // for refresh, which is half its life: long before it expires.
-func respond(req protocol.Request, reg ecrhost.Registry, e cache.Entry, now time.Time) protocol.Response {
+func respond(req protocol.Request, authHost string, e cache.Entry, now time.Time) protocol.Response {
 	var d time.Duration
 	if !e.ExpiresAt.IsZero() {
 		d = max(e.RefreshAt().Sub(now), 0)
 	}
-	return answer(req, reg, e, d)
+	return answer(req, authHost, e, d)
 }
 
 // respondStale answers with a token past its refresh point, for a short
 // while only, so the kubelet comes back once AWS may have recovered.
-func respondStale(req protocol.Request, reg ecrhost.Registry, e cache.Entry, now time.Time) protocol.Response {
-	return answer(req, reg, e, min(StaleCacheDuration, e.ExpiresAt.Sub(now)/2))
+func respondStale(req protocol.Request, authHost string, e cache.Entry, now time.Time) protocol.Response {
+	return answer(req, authHost, e, min(StaleCacheDuration, e.ExpiresAt.Sub(now)/2))
 }
 
-func answer(req protocol.Request, reg ecrhost.Registry, e cache.Entry, d time.Duration) protocol.Response {
+func answer(req protocol.Request, authHost string, e cache.Entry, d time.Duration) protocol.Response {
 	resp := protocol.NewResponse(req)
 	resp.CacheDuration = &protocol.Duration{Duration: d.Truncate(time.Second)}
-	resp.Auth = map[string]protocol.AuthConfig{reg.Host: {Username: e.Username, Password: e.Password}}
+	resp.Auth = map[string]protocol.AuthConfig{authHost: {Username: e.Username, Password: e.Password}}
 	return resp
 }

@@ -233,7 +233,20 @@ func Parse(entries []string) (Map, error) {
 		seen[r.Source] = e
 		m.rules = append(m.rules, r)
 	}
-	return m, errors.Join(errs...)
+	return m, joinErrors(errs)
+}
+
+// joinErrors joins on one line: the kubelet shows the plugin's stderr as
+// one line, and errors.Join would break it.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // SplitList splits a comma-separated list of entries, as the env var holds.
