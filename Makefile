@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/registrymap -run '^$$' -fuzz FuzzParseRule -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:

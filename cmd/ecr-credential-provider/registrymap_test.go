@@ -20,7 +20,8 @@ func ecrRegions(emu *awsemu.Server) []string {
 }
 
 func TestRegistryMapFetchesForTheMappedRegistry(t *testing.T) {
-	n := newNode(t, awsemu.Options{})
+	n := newNode(t, awsemu.Options{RegionalPasswords: true})
+	node := n.emu.InstanceARN()
 	args := []string{
 		"--registry-map", "registry.example.com=210987654321.dkr.ecr.eu-west-1.amazonaws.com",
 		"--registry-map", "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub",
@@ -29,15 +30,18 @@ func TestRegistryMapFetchesForTheMappedRegistry(t *testing.T) {
 	// eu-west-1 must get eu-west-1's token, not the default region's.
 	env := []string{"AWS_REGION=us-west-2"}
 	r := n.runEnv(env, request(protocol.V1, "registry.example.com/team/app:v1"), args...)
-	if r.code != 0 || r.resp.Auth["registry.example.com"].Password == "" || len(r.resp.Auth) != 1 {
+	if r.code != 0 || len(r.resp.Auth) != 1 {
 		t.Fatalf("exit %d: %s %v", r.code, r.stderr, r.resp.Auth)
+	}
+	if got, want := r.resp.Auth["registry.example.com"].Password, n.emu.PasswordIn(node, "eu-west-1"); got != want || want == n.emu.PasswordIn(node, "us-west-2") {
+		t.Fatalf("registry.example.com got password %q; want eu-west-1's %q, not the SDK region's", got, want)
 	}
 	if got := ecrRegions(n.emu); len(got) != 1 || got[0] != "eu-west-1" {
 		t.Fatalf("GetAuthorizationToken regions = %v; want [eu-west-1]", got)
 	}
 
 	r = n.runEnv(env, request(protocol.V1, "docker.io/library/nginx:latest"), args...)
-	if r.code != 0 || r.resp.Auth["docker.io"].Password == "" || len(r.resp.Auth) != 1 {
+	if r.code != 0 || r.resp.Auth["docker.io"].Password != n.emu.PasswordIn(node, "us-east-1") || len(r.resp.Auth) != 1 {
 		t.Fatalf("exit %d: %s %v", r.code, r.stderr, r.resp.Auth)
 	}
 	if got := ecrRegions(n.emu); len(got) != 2 || got[1] != "us-east-1" {
@@ -46,7 +50,7 @@ func TestRegistryMapFetchesForTheMappedRegistry(t *testing.T) {
 
 	// A second pull of another Docker Hub image is a cache hit.
 	r = n.runEnv(env, request(protocol.V1, "docker.io/library/busybox:latest"), args...)
-	if r.code != 0 || r.resp.Auth["docker.io"].Password == "" {
+	if r.code != 0 || r.resp.Auth["docker.io"].Password != n.emu.PasswordIn(node, "us-east-1") {
 		t.Fatalf("exit %d: %s %v", r.code, r.stderr, r.resp.Auth)
 	}
 	if got := ecrRegions(n.emu); len(got) != 2 {

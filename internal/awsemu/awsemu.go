@@ -25,7 +25,7 @@
 //	POST /_emu/deny       {"action":"ecr:GetAuthorizationToken","principal":"arn:..."}; "allow":true undoes it;
 //	                      {"refuseRole":"arn:aws:iam::...:role/x"} makes STS refuse that role
 //	POST /_emu/reset      Reset: counters, log, faults and policy
-//	GET  /_emu/password?principal=ARN   the password tokens for that principal carry
+//	GET  /_emu/password?principal=ARN[&region=R]   the password tokens for that principal carry
 //
 // Targets are "imds", "ecr", "ecr-public" and "sts".
 package awsemu
@@ -65,9 +65,13 @@ type Options struct {
 	RoleName string // instance profile role; default ecr-node-role
 	// Password, if set, is the registry password in every token; otherwise
 	// each principal gets its own (see Server.PasswordFor).
-	Password      string
-	TokenTTL      time.Duration // ECR token lifetime; default 12h
-	CredentialTTL time.Duration // IMDS and STS credential lifetime; default 1h
+	Password string
+	// RegionalPasswords gives each region's tokens their own password, as
+	// real ECR tokens open only their own region's registries, so a test
+	// can tell which region a token came from.
+	RegionalPasswords bool
+	TokenTTL          time.Duration // ECR token lifetime; default 12h
+	CredentialTTL     time.Duration // IMDS and STS credential lifetime; default 1h
 	// StaticKeys are long-term keys (for env or shared-file credentials),
 	// by access key ID.
 	StaticKeys map[string]StaticKey
@@ -237,6 +241,15 @@ func (s *Server) PasswordFor(principalARN string) string {
 	}
 	sum := sha256.Sum256([]byte("awsemu-password\x00" + principalARN))
 	return "pw-" + hex.EncodeToString(sum[:12])
+}
+
+// PasswordIn is the registry password in tokens a region issues to
+// principalARN: PasswordFor's, unless Options.RegionalPasswords is set.
+func (s *Server) PasswordIn(principalARN, region string) string {
+	if !s.opts.RegionalPasswords || s.opts.Password != "" {
+		return s.PasswordFor(principalARN)
+	}
+	return s.PasswordFor(principalARN + "\x00" + region)
 }
 
 // ServeHTTP routes one request; see the package doc.

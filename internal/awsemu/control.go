@@ -222,7 +222,8 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	case "GET /_emu/requests":
 		writeJSON(w, s.Requests())
 	case "GET /_emu/password":
-		writeJSON(w, map[string]string{"password": s.PasswordFor(r.URL.Query().Get("principal"))})
+		q := r.URL.Query()
+		writeJSON(w, map[string]string{"password": s.PasswordIn(q.Get("principal"), q.Get("region"))})
 	case "POST /_emu/reset":
 		s.Reset()
 		writeJSON(w, map[string]bool{"ok": true})

@@ -25,7 +25,7 @@ func (c *call) serveECR() {
 		return
 	}
 	s := c.s
-	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.PasswordFor(c.rec.Principal)))
+	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.PasswordIn(c.rec.Principal, c.rec.Region)))
 	expiresAt := s.opts.Now().Add(s.opts.TokenTTL).Unix()
 	if c.rec.Target == TargetECRPublic {
 		c.reply(http.StatusOK, "application/x-amz-json-1.1", mustJSON(map[string]any{

@@ -547,3 +547,24 @@ func TestIMDSv1FallbackDisabled(t *testing.T) {
 		t.Error("SDK never asked for an IMDS token")
 	}
 }
+
+func TestRegionalPasswords(t *testing.T) {
+	plain, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	arn := plain.InstanceARN()
+	if plain.PasswordIn(arn, "eu-west-1") != plain.PasswordFor(arn) {
+		t.Error("without RegionalPasswords a region changed the password")
+	}
+	regional, err := Start(Options{RegionalPasswords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer regional.Close()
+	a, b := regional.PasswordIn(arn, "eu-west-1"), regional.PasswordIn(arn, "us-east-1")
+	if a == b || a != regional.PasswordIn(arn, "eu-west-1") {
+		t.Errorf("regional passwords: eu-west-1 %q, us-east-1 %q; want distinct and stable", a, b)
+	}
+}
