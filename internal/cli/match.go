@@ -69,6 +69,13 @@ func runMatch(_ context.Context, env *Env, args []string) int {
 			if v.Called {
 				called++
 				fmt.Fprintf(env.Stdout, "  call %s (%s): %s matches\n", v.Provider.Name, where(v.Provider), quoteList(v.Matched))
+				if target, ok, err := providerconfig.Mapping(v.Provider, name); err != nil {
+					fmt.Fprintf(env.Stdout, "    the plugin refuses its registry map, so this pull fails: %v\n", err)
+					code = 1
+				} else if ok {
+					reg, _, _ := strings.Cut(target, "/")
+					fmt.Fprintf(env.Stdout, "    registry map: the plugin answers with the token of %s, where the runtime must pull it as %s\n", reg, target)
+				}
 				if *all {
 					printMisses(env, v.Missed)
 				}

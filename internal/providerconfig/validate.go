@@ -461,6 +461,7 @@ func (v *validation) ecr(p CredentialProvider) {
 			"args/env are ecr-credential-provider's, but the kubelet runs <bin dir>/%s", p.Name)
 	}
 	v.roleSource(p, ours)
+	v.registryMap(p)
 	if d := p.DefaultCacheDuration; d != nil && d.Duration > 12*time.Hour {
 		v.add(Warning, p.File, field(p, "defaultCacheDuration"), `use "12h" or less`,
 			"defaultCacheDuration %s is longer than an ECR token lives (12h): if the plugin ever answers without cacheDuration, the kubelet keeps using an expired token", shortDuration(d.Duration))
@@ -547,7 +548,7 @@ func looksOurs(p CredentialProvider) bool {
 	}
 	for _, a := range p.Args {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && contains([]string{"cache-dir", "no-cache", "refresh-timeout", "role-annotation"}, name) {
+		if strings.HasPrefix(a, "-") && contains([]string{"cache-dir", "no-cache", "refresh-timeout", "role-annotation", "registry-map", "registry-map-file"}, name) {
 			return true
 		}
 	}
