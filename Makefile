@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:
