@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -37,37 +38,41 @@ type Config struct {
 }
 
 type kubeconfig struct {
-	CurrentContext string `json:"current-context"`
-	Clusters       []struct {
-		Name    string `json:"name"`
-		Cluster struct {
-			Server                   string `json:"server"`
-			TLSServerName            string `json:"tls-server-name"`
-			CertificateAuthority     string `json:"certificate-authority"`
-			CertificateAuthorityData []byte `json:"certificate-authority-data"`
-			InsecureSkipTLSVerify    bool   `json:"insecure-skip-tls-verify"`
-		} `json:"cluster"`
-	} `json:"clusters"`
-	Users []struct {
-		Name string `json:"name"`
-		User struct {
-			ClientCertificate     string `json:"client-certificate"`
-			ClientCertificateData []byte `json:"client-certificate-data"`
-			ClientKey             string `json:"client-key"`
-			ClientKeyData         []byte `json:"client-key-data"`
-			Token                 string `json:"token"`
-			TokenFile             string `json:"tokenFile"`
-			Exec                  any    `json:"exec"`
-			AuthProvider          any    `json:"auth-provider"`
-		} `json:"user"`
-	} `json:"users"`
-	Contexts []struct {
+	CurrentContext string              `json:"current-context"`
+	Clusters       []kubeconfigCluster `json:"clusters"`
+	Users          []kubeconfigUser    `json:"users"`
+	Contexts       []struct {
 		Name    string `json:"name"`
 		Context struct {
 			Cluster string `json:"cluster"`
 			User    string `json:"user"`
 		} `json:"context"`
 	} `json:"contexts"`
+}
+
+type kubeconfigCluster struct {
+	Name    string `json:"name"`
+	Cluster struct {
+		Server                   string `json:"server"`
+		TLSServerName            string `json:"tls-server-name"`
+		CertificateAuthority     string `json:"certificate-authority"`
+		CertificateAuthorityData []byte `json:"certificate-authority-data"`
+		InsecureSkipTLSVerify    bool   `json:"insecure-skip-tls-verify"`
+	} `json:"cluster"`
+}
+
+type kubeconfigUser struct {
+	Name string `json:"name"`
+	User struct {
+		ClientCertificate     string `json:"client-certificate"`
+		ClientCertificateData []byte `json:"client-certificate-data"`
+		ClientKey             string `json:"client-key"`
+		ClientKeyData         []byte `json:"client-key-data"`
+		Token                 string `json:"token"`
+		TokenFile             string `json:"tokenFile"`
+		Exec                  any    `json:"exec"`
+		AuthProvider          any    `json:"auth-provider"`
+	} `json:"user"`
 }
 
 // LoadFile reads the kubeconfig at path.
@@ -119,13 +124,12 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 		}
 		return b, nil
 	}
-	found = false
-	for _, c := range kc.Clusters {
-		if c.Name != clusterName {
-			continue
-		}
-		found = true
-		cl := c.Cluster
+	ci := slices.IndexFunc(kc.Clusters, func(c kubeconfigCluster) bool { return c.Name == clusterName })
+	if ci < 0 {
+		return nil, fmt.Errorf("cluster %q of context %q is not among its clusters", clusterName, ctxName)
+	}
+	{
+		cl := kc.Clusters[ci].Cluster
 		cfg.Server, cfg.TLSServerName, cfg.Insecure, cfg.CAData = cl.Server, cl.TLSServerName, cl.InsecureSkipTLSVerify, cl.CertificateAuthorityData
 		if len(cfg.CAData) == 0 && cl.CertificateAuthority != "" {
 			var err error
@@ -134,19 +138,15 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 			}
 		}
 	}
-	if !found {
-		return nil, fmt.Errorf("cluster %q of context %q is not among its clusters", clusterName, ctxName)
-	}
 	if cfg.Server == "" {
 		return nil, fmt.Errorf("cluster %q has no server", clusterName)
 	}
-	found = false
-	for _, u := range kc.Users {
-		if u.Name != userName {
-			continue
-		}
-		found = true
-		us := u.User
+	ui := slices.IndexFunc(kc.Users, func(u kubeconfigUser) bool { return u.Name == userName })
+	if ui < 0 && userName != "" {
+		return nil, fmt.Errorf("user %q of context %q is not among its users", userName, ctxName)
+	}
+	if ui >= 0 {
+		us := kc.Users[ui].User
 		if us.Exec != nil || us.AuthProvider != nil {
 			return nil, fmt.Errorf("user %q authenticates with an exec or auth-provider plugin, which this client does not run: use the kubelet's own kubeconfig (client certificate) or one with a token", userName)
 		}
@@ -169,9 +169,6 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 			}
 			cfg.Token = strings.TrimSpace(string(b))
 		}
-	}
-	if !found && userName != "" {
-		return nil, fmt.Errorf("user %q of context %q is not among its users", userName, ctxName)
 	}
 	if (len(cfg.CertData) == 0) != (len(cfg.KeyData) == 0) {
 		return nil, fmt.Errorf("user %q has a client certificate without a key, or a key without a certificate", userName)
