@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/doctor -run '^$$' -fuzz FuzzEvaluateTrust -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:

@@ -52,6 +52,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if o.ServiceAccount != "" {
+		if _, _, err := ParseServiceAccount(o.ServiceAccount); err != nil {
+			return nil, err
+		}
+	}
 	o.defaults()
 	r := &run{o: o, secrets: &redactor{}, probes: map[string]probeResult{}, eps: map[string]endpoint{}}
 	rep := &Report{Image: o.Image}
@@ -65,6 +70,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, c := range r.checkWiring() {
 		add(c)
+	}
+	if o.ServiceAccount != "" {
+		for _, c := range r.checkServiceAccountPath(ctx) {
+			add(c)
+		}
 	}
 	if !r.reg.ECR {
 		for _, id := range []string{CheckCredentials, CheckIdentity, CheckNetECRAPI, CheckNetRegistry, CheckNetLayers, CheckAuthToken, CheckRegistry, CheckManifest, CheckLayerDownload} {
@@ -124,6 +134,11 @@ var titles = map[string]string{
 	CheckManifest:       "Manifest",
 	CheckLayerDownload:  "Layer download",
 	CheckPlugin:         "Installed plugin",
+
+	CheckTokenAttributes: "Per-pod: tokenAttributes",
+	CheckAudienceRBAC:    "Per-pod: audience RBAC",
+	CheckServiceAccount:  "Per-pod: service account",
+	CheckWebIdentity:     "Per-pod: web identity",
 }
 
 func newCheck(id string, st Status, summary string) Check {
