@@ -157,7 +157,7 @@ func (r *run) checkAudienceRBAC(ctx context.Context, s *saRun) Check {
 		c.Notes = append(c.Notes, "an API server with the feature gate ServiceAccountNodeAudienceRestriction=false does not check this, and needs no RBAC")
 		return c
 	}
-	c := passed(CheckAudienceRBAC, fmt.Sprintf("the node may request tokens for audience %q", s.audience))
+	c := passed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may request tokens for audience %q", s.apiFrom, s.audience))
 	c.fact("kubeconfig", s.apiFrom)
 	return c
 }

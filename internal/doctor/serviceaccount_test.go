@@ -126,15 +126,23 @@ func jwt(sub string, aud []string, exp time.Time) string {
 // perPodNode is a kubeadm-style node whose kubelet has per-pod roles
 // configured and its own kubeconfig pointing at api.
 func perPodNode(t *testing.T, w *world, api *fakeAPIServer, perPod bool) (*node, Options) {
+	return perPodNodeAt(t, w, api, perPod, "/etc/kubernetes/kubelet.conf", true)
+}
+
+// perPodNodeAt writes the kubelet's kubeconfig at kubeconfig; withProcess
+// runs a kubelet that names it, else the doctor must find it by itself.
+func perPodNodeAt(t *testing.T, w *world, api *fakeAPIServer, perPod bool, kubeconfig string, withProcess bool) (*node, Options) {
 	n := newNode(t)
-	n.process(t, "4321", []string{"/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf",
-		"--image-credential-provider-config=/etc/kubernetes/ecr.yaml", "--image-credential-provider-bin-dir=/usr/libexec/kcp"}, nil)
+	if withProcess {
+		n.process(t, "4321", []string{"/usr/bin/kubelet", "--kubeconfig=" + kubeconfig,
+			"--image-credential-provider-config=/etc/kubernetes/ecr.yaml", "--image-credential-provider-bin-dir=/usr/libexec/kcp"}, nil)
+	}
 	cfg, err := providerconfig.Recommended(providerconfig.RecommendedOptions{PerPodRoles: perPod})
 	must(t, err)
 	n.file(t, "/etc/kubernetes/ecr.yaml", string(cfg), 0o644)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.ca.cert.Raw})
 	// The kubelet's own layout: CA inline, client cert and key in one file.
-	n.file(t, "/etc/kubernetes/kubelet.conf", `apiVersion: v1
+	n.file(t, kubeconfig, `apiVersion: v1
 kind: Config
 clusters:
 - name: default
@@ -154,7 +162,47 @@ users:
 	n.file(t, "/var/lib/kubelet/pki/kubelet-client-current.pem", w.ca.clientCertPEM(t, nodeUser, "system:nodes"), 0o600)
 	o := w.options(t, regHost+"/app:v1")
 	o.ProcRoot, o.Root, o.ServiceAccount = n.proc, n.root, "team/app"
+	if !withProcess {
+		o.ConfigPath = n.root + "/etc/kubernetes/ecr.yaml"
+	}
 	return n, o
+}
+
+// TestKubeconfigDiscovery: the doctor asks as the kubelet's own identity,
+// found from its --kubeconfig flag, else in the distributions' places.
+func TestKubeconfigDiscovery(t *testing.T) {
+	cases := []struct {
+		path        string
+		withProcess bool
+		kubeconfig  string // --kubeconfig
+		ok          bool
+		says        string
+	}{
+		{"/var/lib/kubelet/custom.kubeconfig", true, "", true, "/var/lib/kubelet/custom.kubeconfig"},
+		{"/var/lib/rancher/k3s/agent/kubelet.kubeconfig", false, "", true, "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"},
+		{"/var/lib/kubelet/kubeconfig", false, "", true, "/var/lib/kubelet/kubeconfig"},
+		{"/srv/node.kubeconfig", false, "/srv/node.kubeconfig", true, "/srv/node.kubeconfig"},
+		{"/srv/node.kubeconfig", false, "", false, "no kubeconfig found (looked at /etc/kubernetes/kubelet.conf, /var/lib/kubelet/kubeconfig, /var/lib/rancher/k3s/agent/kubelet.kubeconfig, /var/lib/rancher/rke2/agent/kubelet.kubeconfig)"},
+		{"/srv/node.kubeconfig", false, "/srv/other", false, "kubeconfig /srv/other: open "},
+	}
+	for _, c := range cases {
+		w := newWorld(t)
+		api := newFakeAPIServer(t, w.ca)
+		api.audienceAllowed = true
+		_, o := perPodNodeAt(t, w, api, true, c.path, c.withProcess)
+		o.Kubeconfig = c.kubeconfig
+		rep, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := mustCheck(t, rep, CheckAudienceRBAC)
+		if (ch.Status == StatusOK) != c.ok || !strings.Contains(ch.Summary+ch.Facts["kubeconfig"], c.says) {
+			t.Errorf("kubeconfig at %s (process %v, --kubeconfig %q): %s %s %v", c.path, c.withProcess, c.kubeconfig, ch.Status, ch.Summary, ch.Facts)
+		}
+		if c.ok && len(api.seen) == 0 {
+			t.Errorf("%s: the API server was not asked", c.path)
+		}
+	}
 }
 
 func TestServiceAccountPath(t *testing.T) {
