@@ -112,6 +112,8 @@ func TestParseEnv(t *testing.T) {
 		{[]string{"A-B=v"}, nil, "not an environment variable name"},
 		{[]string{"A B=v"}, nil, "not an environment variable name"},
 		{[]string{"AWS_PROFILE=a", "AWS_PROFILE=b"}, nil, "AWS_PROFILE is given twice"},
+		{[]string{"AWS_ACCESS_KEY_ID=AKIA", "AWS_SECRET_ACCESS_KEY=s"}, nil, "env AWS_SECRET_ACCESS_KEY would put a secret in the provider config"},
+		{[]string{"AWS_SESSION_TOKEN=t"}, nil, "pass AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE instead"},
 	}
 	for _, c := range cases {
 		got, err := ParseEnv(c.in)

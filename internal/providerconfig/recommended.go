@@ -3,6 +3,7 @@ package providerconfig
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,6 +216,9 @@ func checkEnv(env []ExecEnvVar) error {
 		if !envNameRe().MatchString(e.Name) {
 			return fmt.Errorf("env name %q is not an environment variable name: use letters, digits and '_', not starting with a digit", e.Name)
 		}
+		if slices.Contains(secretEnv, e.Name) {
+			return fmt.Errorf("env %s would put a secret in the provider config, which every user on the node can read: put the key in a credentials file only root reads (mode 0600) and pass AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE instead", e.Name)
+		}
 		names[i] = e.Name
 	}
 	if dup := firstDuplicate(names); dup != "" {
@@ -222,6 +226,9 @@ func checkEnv(env []ExecEnvVar) error {
 	}
 	return nil
 }
+
+// secretEnv are the AWS settings that are secrets themselves.
+var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
 var envNameRe = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
