@@ -66,6 +66,20 @@ func NewSDK(ctx context.Context, reg ecrhost.Registry, attempt time.Duration) (A
 	return &sdkAWS{cfg: cfg, reg: reg}, nil
 }
 
+// NewPodSDK is NewSDK as a pod's role: credentials come from
+// AssumeRoleWithWebIdentity with the service account token, through the
+// same stscreds provider the plugin uses (the call itself is unsigned).
+func NewPodSDK(ctx context.Context, reg ecrhost.Registry, roleARN, tok string, attempt time.Duration) (AWS, error) {
+	a, err := NewSDK(ctx, reg, attempt)
+	if err != nil {
+		return nil, err
+	}
+	s := a.(*sdkAWS)
+	f := token.New(token.Options{AttemptTimeout: attempt, MaxAttempts: 2, MaxBackoff: 200 * time.Millisecond})
+	s.cfg = f.WithIdentity(s.cfg, plugin.Identity{RoleARN: roleARN, WebIdentityToken: tok})
+	return s, nil
+}
+
 func (s *sdkAWS) Credentials(ctx context.Context) (Creds, error) {
 	if s.cfg.Credentials == nil {
 		return Creds{}, errors.New("the SDK configuration has no credential provider")

@@ -51,6 +51,7 @@ const (
 	CheckAudienceRBAC    = "audience-rbac"
 	CheckServiceAccount  = "service-account"
 	CheckWebIdentity     = "web-identity"
+	CheckPodAuthToken    = "pod-auth-token"
 )
 
 // Check is the result of one link of the chain.
@@ -146,9 +147,10 @@ type Options struct {
 	// TrustPolicy is the role's trust policy document, so that a refusal
 	// names the failing condition (AWS does not say which).
 	TrustPolicy []byte
-	// AssumeRole assumes roleARN with a web identity token as the plugin
-	// does; nil means through the SDK's default chain (see AssumeRoleSDK).
-	AssumeRole func(ctx context.Context, region, roleARN, token string) (Creds, error)
+	// NewPodAWS builds the AWS side for a registry as a pod's role: its
+	// Credentials assume roleARN with the service account token, as the
+	// plugin does. nil means the SDK's default chain (see NewPodSDK).
+	NewPodAWS func(ctx context.Context, reg ecrhost.Registry, roleARN, token string) (AWS, error)
 	// Getenv and Environ read the doctor's environment; nil means os's.
 	Getenv  func(string) string
 	Environ func() []string
@@ -178,9 +180,9 @@ func (o *Options) defaults() {
 			return NewSDK(ctx, reg, o.CheckTimeout)
 		}
 	}
-	if o.AssumeRole == nil {
-		o.AssumeRole = func(ctx context.Context, region, roleARN, token string) (Creds, error) {
-			return AssumeRoleSDK(ctx, region, roleARN, token, o.CheckTimeout)
+	if o.NewPodAWS == nil {
+		o.NewPodAWS = func(ctx context.Context, reg ecrhost.Registry, roleARN, token string) (AWS, error) {
+			return NewPodSDK(ctx, reg, roleARN, token, o.CheckTimeout)
 		}
 	}
 	if o.Getenv == nil {

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,13 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeapi"
 	"github.com/kubecred/ecr-credential-provider/internal/noderbac"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
-	"github.com/kubecred/ecr-credential-provider/internal/token"
 )
 
 // KubeletKubeconfigs are where kubelets keep their own kubeconfig when the
@@ -48,6 +45,8 @@ type saRun struct {
 	roleARN   string
 	roleKey   string
 	tokenFrom string
+	aws       AWS  // as the pod's role
+	assumed   bool // the role was assumed
 }
 
 // checkServiceAccountPath checks what a pod of the service account needs
@@ -62,7 +61,35 @@ func (r *run) checkServiceAccountPath(ctx context.Context) []Check {
 	out = append(out, r.guard(ctx, CheckAudienceRBAC, func(ctx context.Context) Check { return r.checkAudienceRBAC(ctx, s) }))
 	out = append(out, r.guard(ctx, CheckServiceAccount, func(ctx context.Context) Check { return r.checkServiceAccount(ctx, s) }))
 	out = append(out, r.guard(ctx, CheckWebIdentity, func(ctx context.Context) Check { return r.checkWebIdentity(ctx, s) }))
+	out = append(out, r.guard(ctx, CheckPodAuthToken, func(ctx context.Context) Check { return r.checkPodAuthToken(ctx, s) }))
 	return out
+}
+
+// checkPodAuthToken asks ECR for a token as the pod's role: the role needs
+// ECR permissions of its own, the node's do not count.
+func (r *run) checkPodAuthToken(ctx context.Context, s *saRun) Check {
+	if !s.assumed {
+		return skipped(CheckPodAuthToken, "the role was not assumed (see "+titles[CheckWebIdentity]+")")
+	}
+	if !r.reg.ECR {
+		return skipped(CheckPodAuthToken, "not an ECR image")
+	}
+	action := "ecr:GetAuthorizationToken"
+	if r.reg.Public {
+		action = "ecr-public:GetAuthorizationToken"
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*r.o.CheckTimeout)
+	defer cancel()
+	t, err := s.aws.AuthToken(cctx)
+	if err != nil {
+		c := r.tokenFailure(err, action, s.roleARN)
+		c.ID, c.Title = CheckPodAuthToken, titles[CheckPodAuthToken]
+		return c
+	}
+	r.secrets.add(t.Password)
+	c := passed(CheckPodAuthToken, "token for user "+t.Username+" as "+s.roleARN)
+	c.fact("roleArn", s.roleARN)
+	return c
 }
 
 func (r *run) checkTokenAttributes(s *saRun) Check {
@@ -268,15 +295,16 @@ func (r *run) checkWebIdentity(ctx context.Context, s *saRun) Check {
 	case !cl.ExpiresAt.IsZero() && time.Now().After(cl.ExpiresAt):
 		return failed(CheckWebIdentity, "the token expired at "+cl.ExpiresAt.UTC().Format(time.RFC3339), fmt.Sprintf("kubectl create token %s -n %s --audience %s", s.name, s.ns, s.audience))
 	}
-	region := r.reg.Region
-	if r.reg.Public || region == "" {
-		region = ecrhost.PublicRegion
-	}
 	cctx, cancel := context.WithTimeout(ctx, 2*r.o.CheckTimeout)
 	defer cancel()
-	creds, err := r.o.AssumeRole(cctx, region, s.roleARN, tok)
+	var creds Creds
+	s.aws, err = r.o.NewPodAWS(cctx, r.reg, s.roleARN, tok)
+	if err == nil {
+		creds, err = s.aws.Credentials(cctx)
+	}
 	prov := newOIDCProvider(cl.Issuer, s.roleARN)
 	if err == nil {
+		s.assumed = true
 		c := passed(CheckWebIdentity, fmt.Sprintf("assumed %s with a token for %s (aud %q, from %s): access key %s", s.roleARN, wantSub, s.audience, s.tokenFrom, maskKeyID(creds.AccessKeyID)))
 		c.fact("roleArn", s.roleARN)
 		c.fact("issuer", cl.Issuer)
@@ -346,24 +374,4 @@ func (r *run) trustPolicyFailure(head string, s *saRun, prov oidcProvider, cl ku
 
 func roleName(roleARN string) string {
 	return roleARN[strings.LastIndex(roleARN, "/")+1:]
-}
-
-// AssumeRoleSDK assumes roleARN with a web identity token exactly as the
-// plugin does: the SDK's default configuration for region, and its
-// stscreds web identity provider (the call needs no credentials).
-func AssumeRoleSDK(ctx context.Context, region, roleARN, tok string, attempt time.Duration) (Creds, error) {
-	f := token.New(token.Options{AttemptTimeout: attempt, MaxAttempts: 2, MaxBackoff: 200 * time.Millisecond})
-	cfg, err := f.LoadConfig(ctx, region)
-	if err != nil {
-		return Creds{}, err
-	}
-	cfg = f.WithIdentity(cfg, plugin.Identity{RoleARN: roleARN, WebIdentityToken: tok})
-	if cfg.Credentials == nil {
-		return Creds{}, errors.New("the SDK configuration has no credential provider")
-	}
-	c, err := cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return Creds{Source: c.Source}, err
-	}
-	return Creds{Source: c.Source, AccessKeyID: c.AccessKeyID, Expires: c.Expires}, nil
 }

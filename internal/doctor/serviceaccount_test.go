@@ -22,6 +22,8 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
@@ -221,12 +223,24 @@ func TestServiceAccountPath(t *testing.T) {
 				api.audienceAllowed, api.token = true, good
 				api.annotations = map[string]string{"eks.amazonaws.com/ecr-role-arn": saRole}
 			},
-			want: map[string]Status{CheckTokenAttributes: StatusOK, CheckAudienceRBAC: StatusOK, CheckServiceAccount: StatusOK, CheckWebIdentity: StatusOK},
+			want: map[string]Status{CheckTokenAttributes: StatusOK, CheckAudienceRBAC: StatusOK, CheckServiceAccount: StatusOK, CheckWebIdentity: StatusOK, CheckPodAuthToken: StatusOK},
 			text: map[string][]string{
+				CheckPodAuthToken:    {"token for user AWS as " + saRole},
 				CheckTokenAttributes: {"audience sts.amazonaws.com", "optional annotations eks.amazonaws.com/ecr-role-arn"},
 				CheckServiceAccount:  {"names role " + saRole + " in eks.amazonaws.com/ecr-role-arn, which the kubelet passes"},
 				CheckWebIdentity:     {"assumed " + saRole, "from a TokenRequest as the node"},
 			},
+		},
+		{
+			name: "the role lacks ECR permissions", perPod: true,
+			setup: func(api *fakeAPIServer, w *world, o *Options) {
+				api.audienceAllowed = true
+				api.annotations = map[string]string{"eks.amazonaws.com/ecr-role-arn": saRole}
+				o.ServiceAccountToken = good
+				w.emu.Deny("ecr:GetAuthorizationToken", "arn:aws:sts::"+acct+":assumed-role/team-app-ecr/ecr-credential-provider")
+			},
+			want: map[string]Status{CheckWebIdentity: StatusOK, CheckPodAuthToken: StatusFail, CheckAuthToken: StatusOK},
+			text: map[string][]string{CheckPodAuthToken: {"missing permission ecr:GetAuthorizationToken", "attach the managed policy AmazonEC2ContainerRegistryReadOnly to " + saRole}},
 		},
 		{
 			name: "no tokenAttributes, no RBAC", perPod: false,
@@ -371,6 +385,14 @@ func TestServiceAccountPath(t *testing.T) {
 	}
 }
 
+// refusedRole is AWS as a role STS will not let the token assume.
+type refusedRole struct{ err error }
+
+func (f refusedRole) Credentials(context.Context) (Creds, error)      { return Creds{}, f.err }
+func (f refusedRole) Identity(context.Context) (Identity, error)      { return Identity{}, f.err }
+func (f refusedRole) AuthToken(context.Context) (plugin.Token, error) { return plugin.Token{}, f.err }
+func (f refusedRole) APIEndpoint(context.Context) (string, error)     { return "", f.err }
+
 func allOK(rep *Report, ids ...string) bool {
 	for _, id := range ids {
 		if c, _ := rep.Find(id); c.Status != StatusOK {
@@ -403,9 +425,9 @@ func TestWebIdentityErrors(t *testing.T) {
 		api.annotations = map[string]string{"eks.amazonaws.com/ecr-role-arn": saRole}
 		o.ServiceAccountToken = jwt(saSub, []string{"sts.amazonaws.com"}, time.Now().Add(time.Hour))
 		var gotRole, gotToken string
-		o.AssumeRole = func(ctx context.Context, region, roleARN, token string) (Creds, error) {
+		o.NewPodAWS = func(ctx context.Context, reg ecrhost.Registry, roleARN, token string) (AWS, error) {
 			gotRole, gotToken = roleARN, token
-			return Creds{}, &smithy.OperationError{ServiceID: "STS", OperationName: "AssumeRoleWithWebIdentity", Err: &smithy.GenericAPIError{Code: c.code, Message: c.msg}}
+			return refusedRole{&smithy.OperationError{ServiceID: "STS", OperationName: "AssumeRoleWithWebIdentity", Err: &smithy.GenericAPIError{Code: c.code, Message: c.msg}}}, nil
 		}
 		rep, err := Run(context.Background(), o)
 		if err != nil {
@@ -423,7 +445,10 @@ func TestWebIdentityErrors(t *testing.T) {
 			}
 		}
 		if gotRole != saRole || gotToken != o.ServiceAccountToken {
-			t.Errorf("AssumeRole got role %q and another token", gotRole)
+			t.Errorf("NewPodAWS got role %q and another token", gotRole)
+		}
+		if pc := mustCheck(t, rep, CheckPodAuthToken); pc.Status != StatusSkip {
+			t.Errorf("the role's ECR token was asked for without the role: %+v", pc)
 		}
 	}
 	if _, err := Run(context.Background(), Options{Image: regHost + "/a", ServiceAccount: "app"}); err == nil || !strings.Contains(err.Error(), "NAMESPACE/NAME") {
