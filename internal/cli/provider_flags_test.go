@@ -84,6 +84,20 @@ func TestProviderFlagErrors(t *testing.T) {
 	}
 }
 
+func TestInstallOnEKSRefusesProviderFlags(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755)
+	for _, args := range [][]string{{"--per-pod-roles"}, {"--env", "AWS_PROFILE=ecr"}} {
+		root := k3sNode(t, "")
+		before := tree(t, root)
+		code, _, errOut := run(t, runInstall, append([]string{"--root", root, "--binary", bin, "--distro", "eks"}, args...)...)
+		if code != 2 || !strings.Contains(errOut, "this is an EKS node") || !strings.Contains(errOut, "do not apply") {
+			t.Errorf("install --distro eks %q: exit %d, stderr %q", args, code, errOut)
+		}
+		sameTree(t, "after the refused install", before, tree(t, root))
+	}
+}
+
 func TestInstallPerPodRolesAndEnv(t *testing.T) {
 	root := k3sNode(t, "")
 	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
