@@ -181,7 +181,7 @@ func (r *run) checkAudienceRBAC(ctx context.Context, s *saRun) Check {
 		if acc.Reason != "" {
 			c.Notes = append(c.Notes, "API server: "+acc.Reason)
 		}
-		c.Notes = append(c.Notes, "an API server with the feature gate ServiceAccountNodeAudienceRestriction=false does not check this, and needs no RBAC")
+		c.Notes = append(c.Notes, "the API server skips this check for pods that mount a projected service account token with this audience, and for all pods when its feature gate ServiceAccountNodeAudienceRestriction is off")
 		return c
 	}
 	c := passed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may request tokens for audience %q", s.apiFrom, s.audience))
