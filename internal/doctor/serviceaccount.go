@@ -43,7 +43,6 @@ type saRun struct {
 	apiFrom   string // the kubeconfig used, as the node sees it
 	apiErr    string // why there is no client
 	roleARN   string
-	roleKey   string
 	tokenFrom string
 	aws       AWS  // as the pod's role
 	assumed   bool // the role was assumed
@@ -52,7 +51,8 @@ type saRun struct {
 // checkServiceAccountPath checks what a pod of the service account needs
 // to pull with its own role: the provider asks the kubelet for its token,
 // the node may request that audience, the service account names a role
-// the kubelet passes on, and STS lets the token assume that role.
+// the kubelet passes on, STS lets the token assume that role, and the role
+// may get an ECR token.
 func (r *run) checkServiceAccountPath(ctx context.Context) []Check {
 	ns, name, _ := ParseServiceAccount(r.o.ServiceAccount)
 	s := &saRun{ns: ns, name: name, audience: providerconfig.DefaultAudience}
@@ -235,7 +235,7 @@ func (r *run) checkServiceAccount(ctx context.Context, s *saRun) Check {
 		if _, err := plugin.IdentityFor(protocol.Request{ServiceAccountToken: "x", ServiceAccountAnnotations: map[string]string{k: v}}, []string{k}, func(string) string { return "" }); err != nil {
 			return failed(CheckServiceAccount, "service account "+who+": "+err.Error(), "kubectl annotate --overwrite serviceaccount -n "+s.ns+" "+s.name+" "+k+"=arn:aws:iam::ACCOUNT:role/NAME")
 		}
-		s.roleARN, s.roleKey = v, k
+		s.roleARN = v
 		c := passed(CheckServiceAccount, fmt.Sprintf("service account %s names role %s in %s, which the kubelet passes to the plugin", who, v, k))
 		c.fact("roleArn", v)
 		c.fact("annotation", k)
