@@ -41,6 +41,7 @@ type saRun struct {
 	audience  string
 	api       *kubeapi.Client
 	apiFrom   string // the kubeconfig used, as the node sees it
+	apiUser   string // its user, as the API server names it, or the kubeconfig
 	apiErr    string // why there is no client
 	roleARN   string
 	tokenFrom string
@@ -150,7 +151,10 @@ func (r *run) apiClient(s *saRun) {
 		if cfg.Token != "" {
 			r.secrets.add(cfg.Token)
 		}
-		s.apiFrom = p
+		s.apiFrom, s.apiUser = p, p
+		if u := cfg.CertUser(); u != "" {
+			s.apiUser = u + " from " + p
+		}
 		return
 	}
 	s.apiErr = "no kubeconfig found (looked at " + strings.Join(tried, ", ") + ")"
@@ -175,7 +179,7 @@ func (r *run) checkAudienceRBAC(ctx context.Context, s *saRun) Check {
 		if s.audience != providerconfig.DefaultAudience {
 			rbac = strings.Replace(rbac, " rbac ", " rbac --audience "+s.audience+" ", 1)
 		}
-		c := failed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may not request service account tokens for audience %q: the kubelet never calls the plugin for these pods and the pull gets 401", s.apiFrom, s.audience),
+		c := failed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may not request service account tokens for audience %q: the kubelet never calls the plugin for these pods and the pull gets 401", s.apiUser, s.audience),
 			fmt.Sprintf("create the ClusterRole %s (verb %s on resource %q) bound to group %s: %s", noderbac.ClusterRoleName, noderbac.Verb, s.audience, noderbac.NodesGroup, rbac))
 		c.fact("clusterRole", noderbac.ClusterRoleName)
 		if acc.Reason != "" {
@@ -184,7 +188,7 @@ func (r *run) checkAudienceRBAC(ctx context.Context, s *saRun) Check {
 		c.Notes = append(c.Notes, "the API server skips this check for pods that mount a projected service account token with this audience, and for all pods when its feature gate ServiceAccountNodeAudienceRestriction is off")
 		return c
 	}
-	c := passed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may request tokens for audience %q", s.apiFrom, s.audience))
+	c := passed(CheckAudienceRBAC, fmt.Sprintf("the node (%s) may request tokens for audience %q", s.apiUser, s.audience))
 	c.fact("kubeconfig", s.apiFrom)
 	return c
 }

@@ -251,7 +251,7 @@ func TestServiceAccountPath(t *testing.T) {
 			want: map[string]Status{CheckTokenAttributes: StatusFail, CheckAudienceRBAC: StatusFail, CheckServiceAccount: StatusOK, CheckWebIdentity: StatusOK},
 			text: map[string][]string{
 				CheckTokenAttributes: {"has no tokenAttributes", "install --per-pod-roles"},
-				CheckAudienceRBAC:    {"may not request service account tokens for audience \"sts.amazonaws.com\"", "ClusterRole ecr-credential-provider-token-audience", "ecr-credential-provider rbac | kubectl apply -f -"},
+				CheckAudienceRBAC:    {"the node (system:node:n1 from /etc/kubernetes/kubelet.conf) may not request service account tokens for audience \"sts.amazonaws.com\"", "ClusterRole ecr-credential-provider-token-audience", "ecr-credential-provider rbac | kubectl apply -f -"},
 				CheckWebIdentity:     {"from --service-account-token"},
 			},
 		},

@@ -141,6 +141,13 @@ func TestParseKubeconfigForms(t *testing.T) {
 			if !reflect.DeepEqual(*got, c.want) {
 				t.Errorf("got %+v\nwant %+v", *got, c.want)
 			}
+			wantUser := ""
+			if len(c.want.CertData) > 0 {
+				wantUser = "system:node:n1"
+			}
+			if u := got.CertUser(); u != wantUser {
+				t.Errorf("CertUser() = %q, want %q", u, wantUser)
+			}
 		})
 	}
 }

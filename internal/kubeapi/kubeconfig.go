@@ -6,6 +6,8 @@
 package kubeapi
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -73,6 +75,26 @@ type kubeconfigUser struct {
 		Exec                  any    `json:"exec"`
 		AuthProvider          any    `json:"auth-provider"`
 	} `json:"user"`
+}
+
+// CertUser is the user name the API server takes from the client
+// certificate (its common name, such as system:node:<node>), or "" when
+// the config authenticates otherwise.
+func (c *Config) CertUser() string {
+	for rest := c.CertData; len(rest) > 0; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if cert, err := x509.ParseCertificate(b.Bytes); err == nil {
+			return cert.Subject.CommonName
+		}
+		break
+	}
+	return ""
 }
 
 // LoadFile reads the kubeconfig at path.
