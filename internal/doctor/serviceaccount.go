@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeapi"
 	"github.com/kubecred/ecr-credential-provider/internal/noderbac"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
@@ -302,7 +303,12 @@ func (r *run) checkWebIdentity(ctx context.Context, s *saRun) Check {
 	cctx, cancel := context.WithTimeout(ctx, 2*r.o.CheckTimeout)
 	defer cancel()
 	var creds Creds
-	s.aws, err = r.o.NewPodAWS(cctx, r.reg, s.roleARN, tok)
+	reg := r.reg
+	if reg.Region == "" {
+		// Not an ECR host: STS still needs a region to pick its endpoint.
+		reg.Region = ecrhost.PublicRegion
+	}
+	s.aws, err = r.o.NewPodAWS(cctx, reg, s.roleARN, tok)
 	if err == nil {
 		creds, err = s.aws.Credentials(cctx)
 	}

@@ -538,3 +538,30 @@ func FuzzEvaluateTrust(f *testing.F) {
 		evaluateTrust(doc, oidcProvider{Key: "k", ARN: "arn"}, sub, []string{"aud"})
 	})
 }
+
+// TestServiceAccountPathForAnotherRegistry: the role is still checked for
+// an image no ECR provider matches, and the role's ECR token is not asked
+// for.
+func TestServiceAccountPathForAnotherRegistry(t *testing.T) {
+	w := newWorld(t)
+	api := newFakeAPIServer(t, w.ca)
+	_, o := perPodNode(t, w, api, true)
+	api.audienceAllowed = true
+	api.annotations = map[string]string{"eks.amazonaws.com/ecr-role-arn": saRole}
+	o.ServiceAccountToken = jwt(saSub, []string{"sts.amazonaws.com"}, time.Now().Add(time.Hour))
+	o.Image = "ghcr.io/org/app:v1"
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := render(t, rep, o.ServiceAccountToken)
+	if c := mustCheck(t, rep, CheckWebIdentity); c.Status != StatusOK {
+		t.Errorf("web identity: %s %s\n%s", c.Status, c.Summary, text)
+	}
+	if c := mustCheck(t, rep, CheckPodAuthToken); c.Status != StatusSkip || c.Summary != "not an ECR image" {
+		t.Errorf("pod auth token: %s %s", c.Status, c.Summary)
+	}
+	if c := mustCheck(t, rep, CheckTokenAttributes); c.Status != StatusSkip {
+		t.Errorf("tokenAttributes of a provider that does not match: %s %s", c.Status, c.Summary)
+	}
+}
