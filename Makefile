@@ -53,6 +53,9 @@ fuzz:
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/registrymap -run '^$$' -fuzz FuzzParseRule -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/doctor -run '^$$' -fuzz FuzzEvaluateTrust -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:

@@ -42,6 +42,7 @@ func init() {
 		"config":          {runConfig, "'config validate FILE|DIR' checks a CredentialProviderConfig; 'config print' prints the recommended one"},
 		"match":           {runMatch, "show which providers the kubelet would call for each image, and why the others don't match"},
 		"doctor":          {runDoctor, "find out why pulling an ECR image fails, and how to fix it"},
+		"rbac":            {runRBAC, "print the ClusterRole and binding per-pod roles need: 'rbac | kubectl apply -f -'"},
 		"version":         {runVersion, "print the version"},
 		"help":            {runHelp, "show this help"},
 	}
@@ -82,7 +83,7 @@ Usage:
 
 Commands:
 `)
-	for _, name := range []string{"get-credentials", "install", "uninstall", "config", "match", "doctor", "version"} {
+	for _, name := range []string{"get-credentials", "install", "uninstall", "config", "match", "doctor", "rbac", "version"} {
 		fmt.Fprintf(env.Stdout, "  %-16s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprint(env.Stdout, "\nRun 'ecr-credential-provider COMMAND -h' for a command's flags.\n")

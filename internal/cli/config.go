@@ -34,6 +34,7 @@ func configUsage(w io.Writer) {
   ecr-credential-provider config validate [--kubelet-version v1.37] [--bin-dir DIR] [--json] FILE|DIR
       check a CredentialProviderConfig with the kubelet's own rules; exit 1 on any error
   ecr-credential-provider config print [--public] [--name NAME] [--api-version VERSION]
+        [--per-pod-roles [--audience AUD] [--role-annotation KEY]... [--kubelet-version v1.37]] [--env KEY=VALUE]...
       print the recommended CredentialProviderConfig
 `)
 }
@@ -181,6 +182,8 @@ func runConfigPrint(_ context.Context, env *Env, args []string) int {
 	public := fs.Bool("public", false, "also match ECR Public (public.ecr.aws, ecr-public.aws.com), for its higher pull rate limits")
 	name := fs.String("name", providerconfig.DefaultName, "provider name: the executable's name in the kubelet's bin dir")
 	apiVersion := fs.String("api-version", protocol.V1, "plugin protocol version, in full or short (v1, v1beta1, v1alpha1): "+strings.Join(protocol.Versions, ", "))
+	var pf providerFlags
+	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -191,7 +194,13 @@ func runConfigPrint(_ context.Context, env *Env, args []string) int {
 	if !strings.Contains(*apiVersion, "/") {
 		*apiVersion = protocol.Group + "/" + *apiVersion
 	}
-	out, err := providerconfig.Recommended(providerconfig.RecommendedOptions{Public: *public, Name: *name, APIVersion: *apiVersion})
+	ro, err := pf.options()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "config print: %v\n", err)
+		return 2
+	}
+	ro.Public, ro.Name, ro.APIVersion = *public, *name, *apiVersion
+	out, err := providerconfig.Recommended(ro)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "config print: %v\n", err)
 		return 2

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/doctor"
@@ -25,6 +28,10 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 	fs.DurationVar(&o.CheckTimeout, "check-timeout", 5*time.Second, "bound on each network step and AWS call")
 	fs.StringVar(&o.ProcRoot, "proc", "/proc", "process table to look for the kubelet in")
 	fs.StringVar(&o.Root, "root", "/", "filesystem root the kubelet's paths are relative to (the host's, from inside a container)")
+	fs.StringVar(&o.ServiceAccount, "service-account", "", "also check the per-pod role path for pods of this `NAMESPACE/NAME`: tokenAttributes, the node's audience RBAC, the role annotation, and AssumeRoleWithWebIdentity")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "with --service-account: ask the API server with this `FILE` (default: the kubelet's own kubeconfig)")
+	tokenFile := fs.String("service-account-token", "", "with --service-account: a token for it in `FILE` ('-' for stdin), from 'kubectl create token NAME -n NS --audience sts.amazonaws.com', when the node may not request one")
+	trustFile := fs.String("trust-policy", "", "with --service-account: the role's trust policy `FILE` ('aws iam get-role --role-name R --query Role.AssumeRolePolicyDocument'), to name the condition that refuses the token")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, `Usage: ecr-credential-provider doctor [flags] IMAGE
 
@@ -65,6 +72,35 @@ Flags:
 		fmt.Fprintln(env.Stderr, "doctor: --timeout must be positive, e.g. 30s")
 		return 2
 	}
+	if o.ServiceAccount == "" && (*tokenFile != "" || *trustFile != "" || o.Kubeconfig != "") {
+		fmt.Fprintln(env.Stderr, "doctor: --kubeconfig, --service-account-token and --trust-policy go with --service-account NAMESPACE/NAME")
+		return 2
+	}
+	if *tokenFile == "-" && *trustFile == "-" {
+		fmt.Fprintln(env.Stderr, "doctor: only one of --service-account-token and --trust-policy can read stdin")
+		return 2
+	}
+	for _, f := range []struct {
+		flag, path string
+		dst        func([]byte)
+	}{
+		{"--service-account-token", *tokenFile, func(b []byte) { o.ServiceAccountToken = strings.TrimSpace(string(b)) }},
+		{"--trust-policy", *trustFile, func(b []byte) { o.TrustPolicy = b }},
+	} {
+		if f.path == "" {
+			continue
+		}
+		b, err := readFileOrStdin(env, f.path)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "doctor: %s: %v\n", f.flag, err)
+			return 2
+		}
+		if len(strings.TrimSpace(string(b))) == 0 {
+			fmt.Fprintf(env.Stderr, "doctor: %s: %s is empty\n", f.flag, f.path)
+			return 2
+		}
+		f.dst(b)
+	}
 	o.Getenv = env.getenv
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -86,4 +122,21 @@ Flags:
 		return 1
 	}
 	return 0
+}
+
+// readFileOrStdin reads path, or stdin for "-", bounded: these are a token
+// and a policy document, never large.
+func readFileOrStdin(env *Env, path string) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		r = env.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	return io.ReadAll(io.LimitReader(r, 1<<20))
 }

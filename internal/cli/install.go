@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
+	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
 func runInstall(ctx context.Context, env *Env, args []string) int {
@@ -21,6 +22,8 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&o.Config, "config", "", "the kubelet's --image-credential-provider-config (default: the distro's; "+nodesetup.DefaultConfig+" for kubeadm and systemd)")
 	fs.BoolVar(&o.Public, "public", false, "also match ECR Public images (public.ecr.aws)")
 	fs.StringVar(&o.Binary, "binary", "", "the binary to install (default: this executable)")
+	var pf providerFlags
+	pf.register(fs)
 	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a config with other providers")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider install [flags]
@@ -44,6 +47,15 @@ Flags:
 			return 2
 		}
 		o.Distro = d
+	}
+	var err error
+	if o.Provider, err = pf.options(); err == nil {
+		// Refuse what the config cannot hold before looking at the node.
+		_, err = providerconfig.Recommended(o.Provider)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "install: %v\n", err)
+		return 2
 	}
 	res, err := nodesetup.Install(ctx, o)
 	return report(env, "install", res, err)

@@ -54,7 +54,7 @@ type sdkAWS struct {
 // NewSDK loads the SDK's default configuration for the registry's region.
 // attempt bounds each HTTP attempt; a doctor retries little, it reports.
 func NewSDK(ctx context.Context, reg ecrhost.Registry, attempt time.Duration) (AWS, error) {
-	f := token.New(token.Options{AttemptTimeout: attempt, MaxAttempts: 2, MaxBackoff: 200 * time.Millisecond})
+	f := fetcher(attempt)
 	region := reg.Region
 	if reg.Public {
 		region = ecrhost.PublicRegion
@@ -64,6 +64,25 @@ func NewSDK(ctx context.Context, reg ecrhost.Registry, attempt time.Duration) (A
 		return nil, err
 	}
 	return &sdkAWS{cfg: cfg, reg: reg}, nil
+}
+
+// fetcher is the plugin's token fetcher, tuned for a doctor: it reports
+// rather than retries.
+func fetcher(attempt time.Duration) *token.Fetcher {
+	return token.New(token.Options{AttemptTimeout: attempt, MaxAttempts: 2, MaxBackoff: 200 * time.Millisecond})
+}
+
+// NewPodSDK is NewSDK as a pod's role: credentials come from
+// AssumeRoleWithWebIdentity with the service account token, through the
+// same stscreds provider the plugin uses (the call itself is unsigned).
+func NewPodSDK(ctx context.Context, reg ecrhost.Registry, roleARN, tok string, attempt time.Duration) (AWS, error) {
+	a, err := NewSDK(ctx, reg, attempt)
+	if err != nil {
+		return nil, err
+	}
+	s := a.(*sdkAWS)
+	s.cfg = fetcher(attempt).WithIdentity(s.cfg, plugin.Identity{RoleARN: roleARN, WebIdentityToken: tok})
+	return s, nil
 }
 
 func (s *sdkAWS) Credentials(ctx context.Context) (Creds, error) {

@@ -45,6 +45,13 @@ const (
 	CheckManifest       = "manifest"
 	CheckLayerDownload  = "layer-download"
 	CheckPlugin         = "plugin"
+
+	// With Options.ServiceAccount: the per-pod role path.
+	CheckTokenAttributes = "token-attributes"
+	CheckAudienceRBAC    = "audience-rbac"
+	CheckServiceAccount  = "service-account"
+	CheckWebIdentity     = "web-identity"
+	CheckPodAuthToken    = "pod-auth-token"
 )
 
 // Check is the result of one link of the chain.
@@ -128,6 +135,22 @@ type Options struct {
 	// NewAWS builds the AWS side for a registry; nil means the SDK's default
 	// chain (see NewSDK).
 	NewAWS func(ctx context.Context, reg ecrhost.Registry) (AWS, error)
+	// ServiceAccount ("NAMESPACE/NAME") adds the checks of the per-pod role
+	// path for that service account's pods.
+	ServiceAccount string
+	// Kubeconfig is the kubeconfig to ask the API server with, as the node
+	// sees the path; "" is the running kubelet's, else the usual places.
+	Kubeconfig string
+	// ServiceAccountToken is a token for ServiceAccount (kubectl create
+	// token), for when the node may not request one, as it usually may not.
+	ServiceAccountToken string
+	// TrustPolicy is the role's trust policy document, so that a refusal
+	// names the failing condition (AWS does not say which).
+	TrustPolicy []byte
+	// NewPodAWS builds the AWS side for a registry as a pod's role: its
+	// Credentials assume roleARN with the service account token, as the
+	// plugin does. nil means the SDK's default chain (see NewPodSDK).
+	NewPodAWS func(ctx context.Context, reg ecrhost.Registry, roleARN, token string) (AWS, error)
 	// Getenv and Environ read the doctor's environment; nil means os's.
 	Getenv  func(string) string
 	Environ func() []string
@@ -155,6 +178,11 @@ func (o *Options) defaults() {
 	if o.NewAWS == nil {
 		o.NewAWS = func(ctx context.Context, reg ecrhost.Registry) (AWS, error) {
 			return NewSDK(ctx, reg, o.CheckTimeout)
+		}
+	}
+	if o.NewPodAWS == nil {
+		o.NewPodAWS = func(ctx context.Context, reg ecrhost.Registry, roleARN, token string) (AWS, error) {
+			return NewPodSDK(ctx, reg, roleARN, token, o.CheckTimeout)
 		}
 	}
 	if o.Getenv == nil {

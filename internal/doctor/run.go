@@ -52,6 +52,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if o.ServiceAccount != "" {
+		if _, _, err := ParseServiceAccount(o.ServiceAccount); err != nil {
+			return nil, err
+		}
+	}
 	o.defaults()
 	r := &run{o: o, secrets: &redactor{}, probes: map[string]probeResult{}, eps: map[string]endpoint{}}
 	rep := &Report{Image: o.Image}
@@ -65,6 +70,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, c := range r.checkWiring() {
 		add(c)
+	}
+	if o.ServiceAccount != "" {
+		for _, c := range r.checkServiceAccountPath(ctx) {
+			add(c)
+		}
 	}
 	if !r.reg.ECR {
 		for _, id := range []string{CheckCredentials, CheckIdentity, CheckNetECRAPI, CheckNetRegistry, CheckNetLayers, CheckAuthToken, CheckRegistry, CheckManifest, CheckLayerDownload} {
@@ -124,6 +134,12 @@ var titles = map[string]string{
 	CheckManifest:       "Manifest",
 	CheckLayerDownload:  "Layer download",
 	CheckPlugin:         "Installed plugin",
+
+	CheckTokenAttributes: "Per-pod: tokenAttributes",
+	CheckAudienceRBAC:    "Per-pod: audience RBAC",
+	CheckServiceAccount:  "Per-pod: service account",
+	CheckWebIdentity:     "Per-pod: web identity",
+	CheckPodAuthToken:    "Per-pod: role's ECR token",
 }
 
 func newCheck(id string, st Status, summary string) Check {
@@ -464,7 +480,11 @@ func (r *run) checkAuthToken(ctx context.Context) Check {
 	defer cancel()
 	t, err := r.aws.AuthToken(cctx)
 	if err != nil {
-		c := r.tokenFailure(err, action)
+		who := ""
+		if r.identOK {
+			who = r.ident.ARN
+		}
+		c := r.tokenFailure(err, action, who)
 		c.Advisory = r.reg.Public
 		if r.reg.Public {
 			c.Notes = append(c.Notes, "ECR Public also serves anonymous pulls (at a lower rate limit), so a pull can work without a token")
@@ -486,7 +506,9 @@ func (r *run) checkAuthToken(ctx context.Context) Check {
 	return c
 }
 
-func (r *run) tokenFailure(err error, action string) Check {
+// tokenFailure explains a failed GetAuthorizationToken; caller is who
+// called, when AWS's message does not say.
+func (r *run) tokenFailure(err error, action, caller string) Check {
 	code, msg, _ := apiError(err)
 	if !isAccessDenied(code) {
 		return failed(CheckAuthToken, action+" failed: "+oneLine(err.Error()), awsErrorRemedy(err, action))
@@ -496,8 +518,8 @@ func (r *run) tokenFailure(err error, action string) Check {
 		d.Action = action
 	}
 	who := d.Principal
-	if who == "" && r.identOK {
-		who = r.ident.ARN
+	if who == "" {
+		who = caller
 	}
 	role := RoleARN(who)
 	s := "AccessDenied: missing permission " + d.Action

@@ -33,6 +33,8 @@ type wiring struct {
 	// binFrom say where the value came from.
 	configPath, configFrom string
 	binDir, binFrom        string
+	// kubeconfig is the kubelet's own kubeconfig, as the kubelet sees it.
+	kubeconfig string
 	// environ is the kubelet's environment, which the plugin inherits; nil
 	// when it cannot be read.
 	environ []string
@@ -80,14 +82,16 @@ func (r *run) findKubelet() wiring {
 		if kind == "kubelet" {
 			w.configPath, w.binDir = flagValue(args, flagConfig), flagValue(args, flagBinDir)
 			w.configFrom, w.binFrom = "--"+flagConfig, "--"+flagBinDir
+			w.kubeconfig = flagValue(args, "kubeconfig")
 		} else {
 			r.rancherWiring(&w, args)
+			w.kubeconfig = "/var/lib/rancher/" + kind + "/agent/kubelet.kubeconfig"
 		}
 		if env, err := os.ReadFile(filepath.Join(r.o.ProcRoot, e.Name(), "environ")); err == nil {
 			w.environ = splitNul(env)
 		}
 		cwd, _ := os.Readlink(filepath.Join(r.o.ProcRoot, e.Name(), "cwd"))
-		w.configPath, w.binDir = absFrom(cwd, w.configPath), absFrom(cwd, w.binDir)
+		w.configPath, w.binDir, w.kubeconfig = absFrom(cwd, w.configPath), absFrom(cwd, w.binDir), absFrom(cwd, w.kubeconfig)
 		best = w
 	}
 	return best

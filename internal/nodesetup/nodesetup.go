@@ -47,6 +47,9 @@ type Options struct {
 	BinDir, Config string
 	// Public makes the config match ECR Public images too.
 	Public bool
+	// Provider shapes the rest of the config written (per-pod roles, env);
+	// its Public is taken from Public.
+	Provider providerconfig.RecommendedOptions
 	// Binary is the file to install (outside Root); "" is this executable.
 	Binary string
 	// DryRun computes everything and writes nothing; Result.Diff shows it.
@@ -152,13 +155,18 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	var changes []change
 	binDir, config := o.BinDir, o.Config
 	if res.Distro == EKS {
+		if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
+			return nil, usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+		}
 		if w, err = planEKS(n, binary, o.Public); err != nil {
 			return nil, err
 		}
 		binDir = path.Dir(w.Changes[0].Path)
 	} else {
 		binDir, config = defaultPaths(res.Distro, binDir, config)
-		cfg, err := providerconfig.Recommended(providerconfig.RecommendedOptions{Public: o.Public})
+		ro := o.Provider
+		ro.Public = o.Public
+		cfg, err := providerconfig.Recommended(ro)
 		if err != nil {
 			return nil, err
 		}

@@ -3,10 +3,12 @@ package providerconfig
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
 
@@ -31,8 +33,31 @@ type RecommendedOptions struct {
 	// value for an explicit 0 (no kubelet caching).
 	CacheDuration time.Duration
 	Args          []string
-	Env           []ExecEnvVar
+	// Env is the plugin's environment (AWS_PROFILE, HTTPS_PROXY...): names
+	// must be environment variable names, each given once.
+	Env []ExecEnvVar
+
+	// PerPodRoles adds tokenAttributes, so that the kubelet sends the plugin
+	// each pod's service account token and role annotation (KEP-4412).
+	PerPodRoles bool
+	// Audience is the audience of those tokens; "" is DefaultAudience.
+	Audience string
+	// RoleAnnotations are the annotation keys that name a pod's role; nil is
+	// the plugin's default. Keys given here also go to args, so the plugin
+	// reads the same keys the kubelet passes.
+	RoleAnnotations []string
+	// KubeletVersion is the kubelet the config is for (zero: the newest),
+	// and ServiceAccountTokenGate its
+	// KubeletServiceAccountTokenForCredentialProviders gate (nil: the
+	// version's default). Only PerPodRoles depends on them.
+	KubeletVersion          Version
+	ServiceAccountTokenGate *bool
 }
+
+// DefaultAudience is the audience of the service account tokens for
+// per-pod roles: the client ID an IAM OIDC provider is created with, and
+// the one STS expects by default.
+const DefaultAudience = "sts.amazonaws.com"
 
 // Recommended returns a kubelet.config.k8s.io/v1 CredentialProviderConfig in
 // YAML that covers every ECR host form of every partition (and ECR Public
@@ -51,6 +76,39 @@ func Recommended(o RecommendedOptions) ([]byte, error) {
 	}
 	if !knownPluginAPIVersion(apiVersion) {
 		return nil, fmt.Errorf("plugin apiVersion %q is not one the kubelet knows; use %s", apiVersion, protocol.V1)
+	}
+	if err := checkEnv(o.Env); err != nil {
+		return nil, err
+	}
+	var roleKeys []string
+	if o.PerPodRoles {
+		if apiVersion != protocol.V1 {
+			return nil, fmt.Errorf("per-pod roles need plugin apiVersion %s (the kubelet sends service account tokens only with it), not %s", protocol.V1, apiVersion)
+		}
+		if err := TokenAttributesSupported(o.KubeletVersion, o.ServiceAccountTokenGate); err != nil {
+			return nil, err
+		}
+		if roleKeys = o.RoleAnnotations; len(roleKeys) == 0 {
+			roleKeys = []string{plugin.DefaultRoleAnnotation}
+		}
+		for _, k := range roleKeys {
+			if errs := qualifiedNameErrors(strings.ToLower(k)); len(errs) > 0 {
+				return nil, fmt.Errorf("role annotation key %q is invalid: %s", k, strings.Join(errs, "; "))
+			}
+		}
+		if dup := firstDuplicate(roleKeys); dup != "" {
+			return nil, fmt.Errorf("role annotation key %q is given twice", dup)
+		}
+	} else if o.Audience != "" || len(o.RoleAnnotations) > 0 {
+		return nil, fmt.Errorf("an audience or role annotation only applies with per-pod roles: add --per-pod-roles")
+	}
+	audience := o.Audience
+	if audience == "" {
+		audience = DefaultAudience
+	}
+	args := o.Args
+	for _, k := range o.RoleAnnotations {
+		args = append(args[:len(args):len(args)], "--role-annotation="+k)
 	}
 	d := o.CacheDuration
 	switch {
@@ -79,9 +137,9 @@ func Recommended(o RecommendedOptions) ([]byte, error) {
 	b.WriteString("    # fallback, and longer would make the kubelet reuse expired tokens.\n")
 	fmt.Fprintf(&b, "    defaultCacheDuration: %s\n", yamlString(shortDuration(d)))
 	fmt.Fprintf(&b, "    apiVersion: %s\n", yamlString(apiVersion))
-	if len(o.Args) > 0 {
+	if len(args) > 0 {
 		b.WriteString("    args:\n")
-		for _, a := range o.Args {
+		for _, a := range args {
 			fmt.Fprintf(&b, "      - %s\n", yamlString(a))
 		}
 	}
@@ -91,7 +149,98 @@ func Recommended(o RecommendedOptions) ([]byte, error) {
 			fmt.Fprintf(&b, "      - name: %s\n        value: %s\n", yamlString(e.Name), yamlString(e.Value))
 		}
 	}
+	if o.PerPodRoles {
+		b.WriteString("    # Per-pod IAM roles: the kubelet requests a token for the pod's service\n")
+		b.WriteString("    # account with this audience (nodes need RBAC for it: see\n")
+		b.WriteString("    # 'ecr-credential-provider rbac') and passes it with the annotations\n")
+		b.WriteString("    # below; the plugin assumes the annotated role with it. Pods whose\n")
+		b.WriteString("    # service account has no role annotation keep the node's credentials.\n")
+		b.WriteString("    tokenAttributes:\n")
+		fmt.Fprintf(&b, "      serviceAccountTokenAudience: %s\n", yamlString(audience))
+		if o.KubeletVersion.orNewest().Minor >= 34 {
+			b.WriteString("      # One set of credentials per service account, not per token.\n")
+			b.WriteString("      cacheType: ServiceAccount\n")
+		}
+		b.WriteString("      requireServiceAccount: false\n")
+		b.WriteString("      optionalServiceAccountAnnotationKeys:\n")
+		for _, k := range roleKeys {
+			fmt.Fprintf(&b, "        - %s\n", yamlString(k))
+		}
+	}
 	return b.Bytes(), nil
+}
+
+// TokenAttributesSupported says whether kubelet v (zero: the newest) with
+// the KubeletServiceAccountTokenForCredentialProviders gate set to gate
+// (nil: its default) reads tokenAttributes, and if not, what to do.
+func TokenAttributesSupported(v Version, gate *bool) error {
+	v = v.orNewest()
+	const gateName = "KubeletServiceAccountTokenForCredentialProviders"
+	if !v.hasTokenAttributes() {
+		return fmt.Errorf("kubelet %s cannot pass service account tokens to a credential provider (tokenAttributes came in v1.33): upgrade the kubelet to v1.34 or later, or leave out per-pod roles so every pod pulls with the node's credentials", v)
+	}
+	on := v.tokenGateDefault()
+	if gate != nil {
+		on = *gate
+	}
+	if !on {
+		why := "it is off by default in v1.33"
+		if gate != nil {
+			why = "it is turned off"
+		}
+		return fmt.Errorf("kubelet %s reads tokenAttributes only with the feature gate %s (%s): start the kubelet with --feature-gates=%s=true and pass the same --feature-gates here, or upgrade the kubelet to v1.34 or later", v, gateName, why, gateName)
+	}
+	return nil
+}
+
+// ParseEnv reads KEY=VALUE pairs into the provider's env list, refusing
+// what the plugin could not be started with as meant.
+func ParseEnv(pairs []string) ([]ExecEnvVar, error) {
+	var env []ExecEnvVar
+	for _, kv := range pairs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("env %q is not KEY=VALUE (write KEY= for an empty value)", kv)
+		}
+		env = append(env, ExecEnvVar{Name: k, Value: v})
+	}
+	return env, checkEnv(env)
+}
+
+// checkEnv refuses names that are no environment variable's (the kubelet
+// passes them on unchecked, and a shell could not even name them) and a name
+// given twice, where only one value would reach the plugin.
+func checkEnv(env []ExecEnvVar) error {
+	names := make([]string, len(env))
+	for i, e := range env {
+		if !envNameRe().MatchString(e.Name) {
+			return fmt.Errorf("env name %q is not an environment variable name: use letters, digits and '_', not starting with a digit", e.Name)
+		}
+		if slices.Contains(secretEnv, e.Name) {
+			return fmt.Errorf("env %s would put a secret in the provider config, which every user on the node can read: put the key in a credentials file only root reads (mode 0600) and pass AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE instead", e.Name)
+		}
+		names[i] = e.Name
+	}
+	if dup := firstDuplicate(names); dup != "" {
+		return fmt.Errorf("env %s is given twice: give each variable once", dup)
+	}
+	return nil
+}
+
+// secretEnv are the AWS settings that are secrets themselves.
+var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+var envNameRe = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func firstDuplicate(list []string) string {
+	seen := map[string]bool{}
+	for _, s := range list {
+		if seen[s] {
+			return s
+		}
+		seen[s] = true
+	}
+	return ""
 }
 
 // yamlString quotes s as a YAML double-quoted scalar when a plain scalar

@@ -489,9 +489,7 @@ func (v *validation) roleSource(p CredentialProvider, ours bool) {
 			return
 		}
 	}
-	if len(keys) == 0 {
-		keys = []string{plugin.DefaultRoleAnnotation}
-	}
+	keys = RoleAnnotationKeys(p)
 	t := p.TokenAttributes
 	for _, k := range keys {
 		if contains(t.RequiredServiceAccountAnnotationKeys, k) || contains(t.OptionalServiceAccountAnnotationKeys, k) {
@@ -500,6 +498,16 @@ func (v *validation) roleSource(p CredentialProvider, ours bool) {
 	}
 	v.add(Warning, p.File, field(p, "tokenAttributes"), "add "+keys[0]+" to optionalServiceAccountAnnotationKeys, or set env "+plugin.RoleEnv,
 		"no per-pod role can reach the plugin: it reads the role from annotation %s, which tokenAttributes does not list, so every pod gets the node's credentials", strings.Join(keys, " or "))
+}
+
+// RoleAnnotationKeys returns the service account annotation keys the plugin
+// of p reads a pod's role from, in its order: its --role-annotation args, or
+// the plugin's default.
+func RoleAnnotationKeys(p CredentialProvider) []string {
+	if keys := roleAnnotations(p.Args); len(keys) > 0 {
+		return keys
+	}
+	return []string{plugin.DefaultRoleAnnotation}
 }
 
 // roleAnnotations returns the keys given with --role-annotation in args.
