@@ -498,3 +498,23 @@ func TestECRHangServesValidCachedToken(t *testing.T) {
 		t.Fatalf("no warning: %q", r.stderr)
 	}
 }
+
+// TestHelpReachesMain checks that the fast path leaves -h to the CLI even
+// with a request waiting on stdin, as a person piping one in would have.
+func TestHelpReachesMain(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, awsemu.Options{})
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"get-credentials", "--help"}, {"-v", "1", "-h"}, {"help", "doctor"}} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = n.env
+		cmd.Stdin = strings.NewReader(request(protocol.V1, privateImg))
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil || errb.Len() > 0 || !strings.Contains(out.String(), "Usage:") || !strings.Contains(out.String(), "Example:") {
+			t.Errorf("%q: %v, stderr %q, stdout:\n%s", args, err, errb.String(), out.String())
+		}
+	}
+	if st := n.emu.Stats(); st.Requests != 0 {
+		t.Errorf("help made %d AWS requests", st.Requests)
+	}
+}

@@ -124,7 +124,7 @@ func TestConfigUsageErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{nil, 2, "Usage:"},
+		{nil, 2, "give a subcommand: validate or print\nRun 'ecr-credential-provider config --help' for usage."},
 		{[]string{"check"}, 2, `unknown subcommand "check"`},
 		{[]string{"validate"}, 2, "give exactly one config FILE or DIR"},
 		{[]string{"validate", clean, clean}, 2, "give exactly one config FILE or DIR"},

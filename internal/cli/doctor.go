@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -11,8 +9,7 @@ import (
 )
 
 func runDoctor(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "doctor")
 	var o doctor.Options
 	var asJSON bool
 	var timeout time.Duration
@@ -25,45 +22,25 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 	fs.DurationVar(&o.CheckTimeout, "check-timeout", 5*time.Second, "bound on each network step and AWS call")
 	fs.StringVar(&o.ProcRoot, "proc", "/proc", "process table to look for the kubelet in")
 	fs.StringVar(&o.Root, "root", "/", "filesystem root the kubelet's paths are relative to (the host's, from inside a container)")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, `Usage: ecr-credential-provider doctor [flags] IMAGE
-
-Checks everything a pull of IMAGE depends on: the kubelet's provider wiring,
-AWS credentials, the network path to ECR and its S3 layer bucket, the
-authorization token, the registry's answer for the image, and the installed
-plugin. Prints one line per check and a fix for each failure.
-Exit status: 0 when a pull would work, 1 when something is broken, 2 for usage errors.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	// Flags may come after the image too: parse what follows it.
 	rest := fs.Args()
 	if len(rest) > 0 {
 		o.Image = rest[0]
 		if err := fs.Parse(rest[1:]); err != nil {
-			return 2
+			return parseFailed(env, fs, err)
 		}
 		if fs.NArg() > 0 {
-			fmt.Fprintf(env.Stderr, "doctor: one image at a time; unexpected %q\n", fs.Arg(0))
-			return 2
+			return usageError(env, "doctor", "one image at a time; unexpected %q", fs.Arg(0))
 		}
 	}
 	if o.Image == "" {
-		fmt.Fprintln(env.Stderr, "doctor:", doctor.ErrNoImage)
-		fs.Usage()
-		return 2
+		return usageError(env, "doctor", "%v", doctor.ErrNoImage)
 	}
 	if timeout <= 0 {
-		fmt.Fprintln(env.Stderr, "doctor: --timeout must be positive, e.g. 30s")
-		return 2
+		return usageError(env, "doctor", "--timeout must be positive, e.g. 30s")
 	}
 	o.Getenv = env.getenv
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -10,23 +9,17 @@ import (
 )
 
 func runMatch(_ context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("match", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "match")
 	config := fs.String("config", "", "the kubelet's --image-credential-provider-config (FILE or DIR)")
 	all := fs.Bool("all", false, "also explain the non-matching patterns of providers that are called")
 	var kf kubeletFlags
 	kf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, "Usage: ecr-credential-provider match --config FILE|DIR [flags] IMAGE...\n")
-		fs.PrintDefaults()
-	}
 	images, err := parseInterspersed(fs, args)
 	if err != nil {
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	if *config == "" || len(images) == 0 {
-		fmt.Fprintln(env.Stderr, "match: give --config FILE|DIR and at least one IMAGE")
-		return 2
+		return usageError(env, "match", "give --config FILE|DIR and at least one IMAGE")
 	}
 	opts, err := kf.options()
 	if err != nil {
