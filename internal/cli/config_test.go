@@ -188,3 +188,35 @@ func TestConfigPrint(t *testing.T) {
 		t.Errorf("--public does not add ECR Public:\n%s", out)
 	}
 }
+
+// TestConfigValidateCommercialOnly: a config with the one commonly copied
+// pattern gets one line naming what it covers, not a list of all it misses,
+// and a negative cache duration gets the hint that fixes it.
+func TestConfigValidateCommercialOnly(t *testing.T) {
+	cfg := writeConfig(t, t.TempDir(), "c.yaml", `apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: -1h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+`)
+	code, out, _ := runCmd(runConfig, "validate", cfg)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 for the negative duration", code)
+	}
+	for _, want := range []string{
+		"matchImages cover only the commercial and GovCloud ECR registry forms: images from the 11 others",
+		"hint: if nodes pull from those, use the matchImages of 'ecr-credential-provider config print'",
+		`defaultCacheDuration must be greater than or equal to 0: the kubelet refuses to start
+  hint: use "12h"`,
+		"1 error, 1 warning",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ISO-B") || strings.Contains(out, "*.dkr.ecr.*.amazonaws.eu") {
+		t.Errorf("output still lists every missed form:\n%s", out)
+	}
+}

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
@@ -76,6 +78,9 @@ func runMatch(_ context.Context, env *Env, args []string) int {
 		switch {
 		case called == 0:
 			fmt.Fprintln(env.Stdout, "  no provider matches: the kubelet pulls this image without plugin credentials")
+			if host, _, _ := strings.Cut(name, "/"); slices.Contains(ecrhost.PublicHosts, host) {
+				fmt.Fprintln(env.Stdout, "  hint: ECR Public needs its own patterns: 'ecr-credential-provider config print --public' (or 'install --public') adds them")
+			}
 			code = 1
 		case called > 1:
 			fmt.Fprintf(env.Stdout, "  the kubelet calls all %d, in this order, and tries their credentials in turn\n", called)
@@ -88,9 +93,25 @@ func where(p providerconfig.CredentialProvider) string {
 	return fmt.Sprintf("%s providers[%d]", p.File, p.Index)
 }
 
+// printMisses prints why each pattern misses, folding the patterns that
+// miss for the same reason (most often the label count: an image of
+// another registry family) into one line when there are more than a few.
 func printMisses(env *Env, misses []providerconfig.PatternMiss) {
+	const fold = 3
+	byCheck := map[string]int{}
 	for _, m := range misses {
-		fmt.Fprintf(env.Stdout, "      %q: %s\n", m.Pattern, m.Reason)
+		byCheck[m.Check]++
+	}
+	folded := map[string]bool{}
+	for _, m := range misses {
+		n := byCheck[m.Check]
+		switch {
+		case n <= fold:
+			fmt.Fprintf(env.Stdout, "      %q: %s\n", m.Pattern, m.Reason)
+		case !folded[m.Check]:
+			folded[m.Check] = true
+			fmt.Fprintf(env.Stdout, "      %d patterns miss by %s, e.g. %q: %s\n", n, m.Check, m.Pattern, m.Reason)
+		}
 	}
 }
 

@@ -325,7 +325,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	case p.DefaultCacheDuration == nil:
 		v.add(Error, file, field(p, "defaultCacheDuration"), `set it, e.g. "12h"`, "defaultCacheDuration is required%s", refuse)
 	case p.DefaultCacheDuration.Duration < 0:
-		v.add(Error, file, field(p, "defaultCacheDuration"), "", "defaultCacheDuration must be greater than or equal to 0%s", refuse)
+		v.add(Error, file, field(p, "defaultCacheDuration"), `use "12h", an ECR token's lifetime (the plugin's own cacheDuration wins when it sends one), or "0s" for no caching in the kubelet`, "defaultCacheDuration must be greater than or equal to 0%s", refuse)
 	}
 	if p.TokenAttributes != nil {
 		v.tokenAttributes(p)
@@ -431,11 +431,12 @@ func unwrapExec(err error) error {
 func (v *validation) ecr(p CredentialProvider) {
 	ours := looksOurs(p)
 	var coversAny bool
-	var missed []string
+	var covered, missed []string
 	var add []string
 	for _, form := range ecrhost.Forms {
 		if coversHost(p.MatchImages, form.Host) {
 			coversAny = true
+			covered = append(covered, form.Name)
 			continue
 		}
 		missed = append(missed, form.Name)
@@ -452,7 +453,14 @@ func (v *validation) ecr(p CredentialProvider) {
 	if !isECR {
 		return
 	}
-	if coversAny && len(missed) > 0 && len(missed) < len(ecrhost.Forms) {
+	switch {
+	case !coversAny || len(missed) == 0 || len(missed) == len(ecrhost.Forms):
+	case len(missed) > len(covered):
+		// Mostly a one-partition config: the list of what it misses is
+		// longer than what it covers, so name what it covers.
+		v.add(Warning, p.File, field(p, "matchImages"), "if nodes pull from those, use the matchImages of 'ecr-credential-provider config print', which cover every form",
+			"matchImages cover only the %s ECR registry forms: images from the %d others (FIPS, dual-stack, other partitions) get no credentials from this provider", strings.Join(covered, " and "), len(missed))
+	default:
 		v.add(Warning, p.File, field(p, "matchImages"), "add "+quoteAll(add)+", or compare with 'ecr-credential-provider config print'",
 			"matchImages miss these ECR registry forms, so their images get no credentials from this provider: %s", strings.Join(missed, ", "))
 	}
