@@ -84,15 +84,6 @@ func RoleARN(callerARN string) string {
 	return "arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + res[1]
 }
 
-// arnAccount returns the account field of an ARN, or "".
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 {
-		return ""
-	}
-	return parts[4]
-}
-
 // CrossAccountPolicy is the repository policy that lets principal pull from
 // a repository in another account.
 func CrossAccountPolicy(principal string) string {
