@@ -37,10 +37,13 @@ type kubeletFlags struct {
 func (k *kubeletFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.version, "kubelet-version", providerconfig.NewestVersion.String(),
 		fmt.Sprintf("apply the rules of this kubelet version (%s to %s)", providerconfig.OldestVersion, providerconfig.NewestVersion))
-	fs.StringVar(&k.gates, "feature-gates", "", "the kubelet's --feature-gates, e.g. KubeletServiceAccountTokenForCredentialProviders=true")
+	fs.StringVar(&k.gates, "feature-gates", "", "the kubelet's --feature-gates, e.g. KubeletServiceAccountTokenForCredentialProviders=true, or KubeletCredentialProviders=true before v1.24")
 }
 
-const tokenGate = "KubeletServiceAccountTokenForCredentialProviders"
+const (
+	tokenGate     = "KubeletServiceAccountTokenForCredentialProviders"
+	providersGate = "KubeletCredentialProviders" // kubelets before v1.26
+)
 
 func (k *kubeletFlags) options() (providerconfig.Options, error) {
 	var o providerconfig.Options
@@ -57,9 +60,12 @@ func (k *kubeletFlags) options() (providerconfig.Options, error) {
 		if !ok || (val != "true" && val != "false") {
 			return o, fmt.Errorf("--feature-gates: %q is not NAME=true or NAME=false", g)
 		}
-		if name == tokenGate {
-			on := val == "true"
+		on := val == "true"
+		switch name {
+		case tokenGate:
 			o.ServiceAccountTokenGate = &on
+		case providersGate:
+			o.CredentialProvidersGate = &on
 		}
 	}
 	return o, nil

@@ -128,7 +128,7 @@ func TestConfigUsageErrors(t *testing.T) {
 		{[]string{"check"}, 2, `unknown subcommand "check"`},
 		{[]string{"validate"}, 2, "give exactly one config FILE or DIR"},
 		{[]string{"validate", clean, clean}, 2, "give exactly one config FILE or DIR"},
-		{[]string{"validate", "--kubelet-version", "v1.25", clean}, 2, "kubelet version v1.25 is not supported: this build knows the rules of v1.26 to v1.37"},
+		{[]string{"validate", "--kubelet-version", "v1.19", clean}, 2, "kubelet version v1.19 is not supported: this build knows the rules of v1.20 to v1.37"},
 		{[]string{"validate", "--kubelet-version", "latest", clean}, 2, `kubelet version "latest" is not of the form v1.35`},
 		{[]string{"validate", "--feature-gates", "Foo", clean}, 2, `"Foo" is not NAME=true or NAME=false`},
 		{[]string{"validate", "--no-such-flag", clean}, 2, "flag provided but not defined"},
@@ -218,5 +218,26 @@ providers:
 	}
 	if strings.Contains(out, "ISO-B") || strings.Contains(out, "*.dkr.ecr.*.amazonaws.eu") {
 		t.Errorf("output still lists every missed form:\n%s", out)
+	}
+}
+
+// TestConfigForOldKubelets: 'config print --api-version v1alpha1' writes a
+// config kubelets 1.20 to 1.23 read, and 'config validate' says they ignore
+// it until the KubeletCredentialProviders gate is on.
+func TestConfigForOldKubelets(t *testing.T) {
+	code, out, errs := runCmd(runConfig, "print", "--api-version", "v1alpha1")
+	if code != 0 || !strings.Contains(out, "apiVersion: kubelet.config.k8s.io/v1alpha1\n") || !strings.Contains(out, "apiVersion: credentialprovider.kubelet.k8s.io/v1alpha1\n") {
+		t.Fatalf("config print --api-version v1alpha1: exit %d %s\n%s", code, errs, out)
+	}
+	cfg := writeConfig(t, t.TempDir(), "c.yaml", out)
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.22", "--feature-gates", "KubeletCredentialProviders=true", cfg); code != 0 || !strings.Contains(res, "0 errors, 0 warnings for kubelet v1.22") {
+		t.Errorf("v1.22 with the gate on: exit %d\n%s", code, res)
+	}
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.22", cfg); code != 0 || !strings.Contains(res, "kubelet v1.22 ignores this config while its feature gate KubeletCredentialProviders is off") {
+		t.Errorf("v1.22 with the gate at its default: exit %d\n%s", code, res)
+	}
+	v1 := writeConfig(t, t.TempDir(), "v1.yaml", mustRecommended(t))
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.25", v1); code != 1 || !strings.Contains(res, "kubelet v1.25 reads a CredentialProviderConfig only as kubelet.config.k8s.io/v1alpha1 or v1beta1, not v1") {
+		t.Errorf("a v1 config for kubelet v1.25: exit %d\n%s", code, res)
 	}
 }
