@@ -20,18 +20,7 @@ func TestRecommendedRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, public := range []bool{false, true} {
-		out, err := Recommended(RecommendedOptions{Public: public})
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "credential-provider.yaml")
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg, out := printAndLoad(t, RecommendedOptions{Public: public})
 		for minor := OldestVersion.Minor; minor <= NewestVersion.Minor; minor++ {
 			ver := Version{minor}
 			c, text := cfg, out
