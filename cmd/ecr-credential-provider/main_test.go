@@ -437,6 +437,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 	t.Parallel()
 	for _, target := range []string{awsemu.TargetECR, awsemu.TargetIMDS} {
 		t.Run(target, func(t *testing.T) {
+			t.Parallel()
 			n := newNode(t, awsemu.Options{Seed: 7})
 			n.emu.SetFault(target, awsemu.Fault{ErrorRate: 0.5, Kind: awsemu.FaultThrottle})
 			const calls = 12
