@@ -10,7 +10,8 @@ E2E_PACKAGES := containerd runc docker-registry apache2-utils
 # Kubelet minors the end-to-end test runs against (override: make e2e KUBELET_VERSIONS=v1.35.4).
 KUBELET_VERSIONS ?= v1.37.2,v1.34.4
 FUZZTIME    ?= 10s
-# Seconds apt-get waits for another apt/dpkg (unattended-upgrades on a fresh VM) to let go of its lock.
+# Seconds apt-get waits for another apt/dpkg (unattended-upgrades on a fresh VM) to let go of its
+# lock. apt-get update ignores DPkg::Lock::Timeout for the lists lock (apt 2.6), so it is retried.
 APT_LOCK_TIMEOUT ?= 600
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -50,7 +51,10 @@ e2e-deps:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "e2e needs:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 		echo "installing:$$missing"; \
-		apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) update -qq && \
+		waited=0; until out="$$(apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) update -qq 2>&1)"; do \
+			case "$$out" in *"Could not get lock"*) [ $$waited -lt $(APT_LOCK_TIMEOUT) ] ;; *) false ;; esac || { echo "$$out"; exit 1; }; \
+			echo "apt-get update: another apt process holds the lists lock; waiting"; sleep 5; waited=$$((waited + 5)); \
+		done; \
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
