@@ -16,7 +16,7 @@ func TestKubeletVerdicts(t *testing.T) {
 }
 
 // TestOldKubeletVerdicts replays configs for kubelets v1.20 to v1.25,
-// whose verdicts were read off those kubelets' code (see the file's about).
+// whose verdicts come from those kubelets' own loader (see the file's about).
 func TestOldKubeletVerdicts(t *testing.T) {
 	testKubeletVerdicts(t, "testdata/kubelet_verdicts_old.json", 25)
 }
