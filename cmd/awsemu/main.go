@@ -14,6 +14,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,7 +58,24 @@ func run(args []string) int {
 	fs.Int64Var(&opts.Seed, "seed", 1, "seed for fault decisions and generated keys")
 	fs.Var(keys, "static-key", "accept long-term key `AKID:SECRET:ARN` (repeatable)")
 	background := fs.Bool("background", false, "print the exports and AWSEMU_PID, and leave a detached emulator serving: eval \"$(awsemu -background)\"; stop it with kill \"$AWSEMU_PID\"")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: awsemu [flags]
+
+Runs the project's AWS emulator (IMDSv2, ECR, ECR Public, STS) on loopback
+and prints the shell exports that point an AWS SDK at it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), `
+Example:
+  eval "$(go run ./cmd/awsemu -background)"; aws sts get-caller-identity; kill "$AWSEMU_PID"
+`)
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -20,6 +20,7 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{[]string{"-addr", "0.0.0.0:0"}, 1},
 		{[]string{"-addr", "192.168.1.1:8080"}, 1},
 		{[]string{"-nope"}, 2},
+		{[]string{"-h"}, 0},
 		{[]string{"extra"}, 2},
 		{[]string{"-static-key", "AKID:secret"}, 2},
 	}
