@@ -10,6 +10,10 @@ E2E_PACKAGES := containerd runc docker-registry apache2-utils
 # Kubelet minors the end-to-end test runs against (override: make e2e KUBELET_VERSIONS=v1.35.4).
 KUBELET_VERSIONS ?= v1.37.2,v1.34.4
 FUZZTIME    ?= 10s
+# Seconds apt-get waits for another apt/dpkg (unattended-upgrades on a fresh VM) to let go of its
+# lock. apt-get update ignores DPkg::Lock::Timeout for the lists lock (apt 2.6), so it is retried.
+APT_LOCK_TIMEOUT ?= 600
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build demo test unit e2e e2e-deps fuzz bench lint clean
 
@@ -29,13 +33,16 @@ test: lint unit e2e
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 	cd test/e2e && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
 
+# -v streams progress: each kubelet build with its time, each scenario with its result.
+# Node scenarios that cannot run (not root) fail the run with a list of what did not run.
 e2e: e2e-deps
-	cd test/e2e && $(GO) test -count=1 -timeout 40m ./... -kubelet-versions=$(KUBELET_VERSIONS)
+	cd test/e2e && $(GO) test -count=1 -timeout 40m -v . -kubelet-versions=$(KUBELET_VERSIONS)
 
 # Debian's containerd, runc, registry and htpasswd; installed only when missing.
 e2e-deps:
@@ -44,7 +51,11 @@ e2e-deps:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "e2e needs:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		waited=0; until out="$$(apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) update -qq 2>&1)"; do \
+			case "$$out" in *"Could not get lock"*) [ $$waited -lt $(APT_LOCK_TIMEOUT) ] ;; *) false ;; esac || { echo "$$out"; exit 1; }; \
+			echo "apt-get update: another apt process holds the lists lock; waiting"; sleep 5; waited=$$((waited + 5)); \
+		done; \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT) install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # Short fuzzing runs of every fuzz target (go test runs their seed corpora anyway).

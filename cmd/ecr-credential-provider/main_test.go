@@ -2,7 +2,8 @@ package main_test
 
 // These tests run the built binary the way the kubelet does, a fresh process
 // per request with the request on stdin, against the project's AWS emulator
-// through the real aws-sdk-go-v2.
+// through the real aws-sdk-go-v2. Each test has its own emulator and cache
+// directory (newNode), so they run in parallel.
 
 import (
 	"bytes"
@@ -115,6 +116,7 @@ func request(version, image string) string {
 }
 
 func TestEveryRequestVersionThroughTheSDK(t *testing.T) {
+	t.Parallel()
 	for _, v := range protocol.Versions {
 		t.Run(v, func(t *testing.T) {
 			n := newNode(t, awsemu.Options{})
@@ -145,6 +147,7 @@ func TestEveryRequestVersionThroughTheSDK(t *testing.T) {
 }
 
 func TestWarmCallMakesNoRequests(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	first := n.run(request(protocol.V1, privateImg))
 	n.emu.Reset()
@@ -171,6 +174,7 @@ func TestWarmCallMakesNoRequests(t *testing.T) {
 }
 
 func TestConcurrentColdProcessesShareOneFetch(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{Latency: 300e6})
 	var wg sync.WaitGroup
@@ -191,6 +195,7 @@ func TestConcurrentColdProcessesShareOneFetch(t *testing.T) {
 }
 
 func TestECRPublic(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	r := n.run(request(protocol.V1, "public.ecr.aws/nginx/nginx"))
 	if r.code != 0 || r.resp.Auth["public.ecr.aws"].Password != n.emu.PasswordFor(n.emu.InstanceARN()) {
@@ -209,6 +214,7 @@ func TestECRPublic(t *testing.T) {
 }
 
 func TestECRPublicDeniedPullsAnonymously(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	n.emu.Deny("ecr-public:GetAuthorizationToken", "")
 	r := n.run(request(protocol.V1, "public.ecr.aws/nginx/nginx"))
@@ -224,6 +230,7 @@ func TestECRPublicDeniedPullsAnonymously(t *testing.T) {
 }
 
 func TestPrivateDeniedFailsClearly(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	n.emu.Deny("ecr:GetAuthorizationToken", "")
 	r := n.run(request(protocol.V1, privateImg))
@@ -237,6 +244,7 @@ func TestPrivateDeniedFailsClearly(t *testing.T) {
 }
 
 func TestPerPodRoleWithServiceAccountToken(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	role := "arn:aws:iam::210987654321:role/team-a-puller"
 	saToken := "eyJhbGciOiJSUzI1NiJ9.pod-a.sig"
@@ -263,6 +271,7 @@ func TestPerPodRoleWithServiceAccountToken(t *testing.T) {
 }
 
 func TestStaticKeysFromEnv(t *testing.T) {
+	t.Parallel()
 	arn := "arn:aws:iam::123456789012:user/ci"
 	n := newNode(t, awsemu.Options{StaticKeys: map[string]awsemu.StaticKey{"AKIAEXAMPLESTATIC01": {Secret: "s3cr3t/key", ARN: arn}}})
 	r := n.runEnv([]string{"AWS_ACCESS_KEY_ID=AKIAEXAMPLESTATIC01", "AWS_SECRET_ACCESS_KEY=s3cr3t/key"}, request(protocol.V1, privateImg))
@@ -275,6 +284,7 @@ func TestStaticKeysFromEnv(t *testing.T) {
 }
 
 func TestVanityHostUsesConfiguredRegion(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	r := n.runEnv([]string{"AWS_REGION=eu-central-1"}, request(protocol.V1, "registry.example.com:5000/app"))
 	if r.code != 0 || r.resp.Auth["registry.example.com:5000"].Password == "" {
@@ -291,6 +301,7 @@ func TestVanityHostUsesConfiguredRegion(t *testing.T) {
 }
 
 func TestBadInputLeavesStdoutEmpty(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	for name, in := range map[string]string{
 		"empty":           "",
@@ -327,6 +338,7 @@ func initTrace(stderr string) []string {
 // makes a hit cost about as much as a hello world. The order follows from
 // the import graph, so a new import in the cache-hit path can undo it.
 func TestCacheHitAnsweredBeforeSDKInit(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	trace := []string{"GODEBUG=inittrace=1"}
 	cold := n.runEnv(trace, request(protocol.V1, privateImg))
@@ -371,6 +383,7 @@ func TestCacheHitAnsweredBeforeSDKInit(t *testing.T) {
 // The fast path and the full plugin must answer a hit alike. -v=2 takes
 // the full path (it logs the hit), so the two can be compared.
 func TestFastPathAnswersLikeFullPath(t *testing.T) {
+	t.Parallel()
 	for _, v := range protocol.Versions {
 		t.Run(v, func(t *testing.T) {
 			n := newNode(t, awsemu.Options{})
@@ -407,6 +420,7 @@ func TestFastPathAnswersLikeFullPath(t *testing.T) {
 }
 
 func TestBinaryLinksNoKubernetes(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
 	if err != nil {
 		t.Fatal(err, string(out))
@@ -420,8 +434,10 @@ func TestBinaryLinksNoKubernetes(t *testing.T) {
 }
 
 func TestThrottlingIsRetried(t *testing.T) {
+	t.Parallel()
 	for _, target := range []string{awsemu.TargetECR, awsemu.TargetIMDS} {
 		t.Run(target, func(t *testing.T) {
+			t.Parallel()
 			n := newNode(t, awsemu.Options{Seed: 7})
 			n.emu.SetFault(target, awsemu.Fault{ErrorRate: 0.5, Kind: awsemu.FaultThrottle})
 			const calls = 12
@@ -444,6 +460,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 }
 
 func TestServerErrorsAreRetried(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{Seed: 3})
 	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{ErrorRate: 0.5, Kind: awsemu.Fault5xx, Status: 503})
 	for i := range 6 {
@@ -454,6 +471,7 @@ func TestServerErrorsAreRetried(t *testing.T) {
 }
 
 func TestECRHangWithoutCacheFailsWithinDeadline(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	n.emu.SetFault(awsemu.TargetECR, awsemu.Fault{HangRate: 1})
 	r := n.run(request(protocol.V1, privateImg), "--timeout", "2s")
@@ -467,6 +485,7 @@ func TestECRHangWithoutCacheFailsWithinDeadline(t *testing.T) {
 
 // A token due for refresh but still valid is served when ECR hangs.
 func TestECRHangServesValidCachedToken(t *testing.T) {
+	t.Parallel()
 	n := newNode(t, awsemu.Options{})
 	getenv := func(k string) string {
 		for _, kv := range n.env {
@@ -496,5 +515,25 @@ func TestECRHangServesValidCachedToken(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "serving the cached token") {
 		t.Fatalf("no warning: %q", r.stderr)
+	}
+}
+
+// TestHelpReachesMain checks that the fast path leaves -h to the CLI even
+// with a request waiting on stdin, as a person piping one in would have.
+func TestHelpReachesMain(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, awsemu.Options{})
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"get-credentials", "--help"}, {"-v", "1", "-h"}, {"help", "doctor"}} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = n.env
+		cmd.Stdin = strings.NewReader(request(protocol.V1, privateImg))
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil || errb.Len() > 0 || !strings.Contains(out.String(), "Usage:") || !strings.Contains(out.String(), "Example:") {
+			t.Errorf("%q: %v, stderr %q, stdout:\n%s", args, err, errb.String(), out.String())
+		}
+	}
+	if st := n.emu.Stats(); st.Requests != 0 {
+		t.Errorf("help made %d AWS requests", st.Requests)
 	}
 }

@@ -88,6 +88,7 @@ func TestStaticKeysAndCallerIdentity(t *testing.T) {
 		t.Fatalf("ECR = %q %q %v; want the static principal's password and own-account endpoint", pass, endpoint, err)
 	}
 	// Explicit registry IDs each get an endpoint in the signing region.
+	//lint:ignore SA1019 deprecated, but ECR still answers it, so the emulator does too
 	out, err := ecr.NewFromConfig(cfg).GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{"111111111111", "222222222222"}})
 	if err != nil || len(out.AuthorizationData) != 2 || aws.ToString(out.AuthorizationData[1].ProxyEndpoint) != "https://222222222222.dkr.ecr.us-west-2.amazonaws.com" {
 		t.Fatalf("registryIds: %+v, %v", out, err)

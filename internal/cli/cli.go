@@ -33,6 +33,9 @@ type command struct {
 
 var commands map[string]command
 
+// commandOrder is the order the overview lists the commands in.
+var commandOrder = []string{"get-credentials", "install", "uninstall", "config", "match", "doctor", "rbac", "version", "help"}
+
 func init() {
 	// Assigned in init because the table refers to runHelp, which reads it.
 	commands = map[string]command{
@@ -44,7 +47,7 @@ func init() {
 		"doctor":          {runDoctor, "find out why pulling an ECR image fails, and how to fix it"},
 		"rbac":            {runRBAC, "print the ClusterRole and binding per-pod roles need: 'rbac | kubectl apply -f -'"},
 		"version":         {runVersion, "print the version"},
-		"help":            {runHelp, "show this help"},
+		"help":            {runHelp, "show this overview, or one command's help"},
 	}
 }
 
@@ -69,23 +72,14 @@ func Main(args []string, env *Env) int {
 	return runPlugin(ctx, env, args)
 }
 
-func runVersion(_ context.Context, env *Env, _ []string) int {
-	fmt.Fprintf(env.Stdout, "ecr-credential-provider %s\n", Version)
-	return 0
-}
-
-func runHelp(_ context.Context, env *Env, _ []string) int {
-	fmt.Fprint(env.Stdout, `ecr-credential-provider: a kubelet image credential provider for Amazon ECR.
-
-Usage:
-  ecr-credential-provider [get-credentials] [flags]   run as the kubelet's exec plugin
-  ecr-credential-provider COMMAND [flags]
-
-Commands:
-`)
-	for _, name := range []string{"get-credentials", "install", "uninstall", "config", "match", "doctor", "rbac", "version"} {
-		fmt.Fprintf(env.Stdout, "  %-16s %s\n", name, commands[name].summary)
+func runVersion(_ context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "version")
+	if err := fs.Parse(args); err != nil {
+		return parseFailed(env, fs, err)
 	}
-	fmt.Fprint(env.Stdout, "\nRun 'ecr-credential-provider COMMAND -h' for a command's flags.\n")
+	if fs.NArg() > 0 {
+		return usageError(env, "version", "unexpected argument %q", fs.Arg(0))
+	}
+	fmt.Fprintf(env.Stdout, "ecr-credential-provider %s\n", Version)
 	return 0
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
@@ -20,23 +19,12 @@ func runConfig(ctx context.Context, env *Env, args []string) int {
 		case "print":
 			return runConfigPrint(ctx, env, args[1:])
 		case "-h", "-help", "--help", "help":
-			configUsage(env.Stdout)
+			writeHelp(env.Stdout, newFlagSet(env, "config"))
 			return 0
 		}
-		fmt.Fprintf(env.Stderr, "config: unknown subcommand %q\n", args[0])
+		return usageError(env, "config", "unknown subcommand %q (validate or print)", args[0])
 	}
-	configUsage(env.Stderr)
-	return 2
-}
-
-func configUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage:
-  ecr-credential-provider config validate [--kubelet-version v1.37] [--bin-dir DIR] [--json] FILE|DIR
-      check a CredentialProviderConfig with the kubelet's own rules; exit 1 on any error
-  ecr-credential-provider config print [--public] [--name NAME] [--api-version VERSION]
-        [--per-pod-roles [--audience AUD] [--role-annotation KEY]... [--kubelet-version v1.37]] [--env KEY=VALUE]...
-      print the recommended CredentialProviderConfig
-`)
+	return usageError(env, "config", "give a subcommand: validate or print")
 }
 
 // kubeletVersionFlag adds --kubelet-version and --feature-gates, shared by
@@ -49,10 +37,13 @@ type kubeletFlags struct {
 func (k *kubeletFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.version, "kubelet-version", providerconfig.NewestVersion.String(),
 		fmt.Sprintf("apply the rules of this kubelet version (%s to %s)", providerconfig.OldestVersion, providerconfig.NewestVersion))
-	fs.StringVar(&k.gates, "feature-gates", "", "the kubelet's --feature-gates, e.g. KubeletServiceAccountTokenForCredentialProviders=true")
+	fs.StringVar(&k.gates, "feature-gates", "", "the kubelet's --feature-gates, e.g. KubeletServiceAccountTokenForCredentialProviders=true, or KubeletCredentialProviders=true before v1.24")
 }
 
-const tokenGate = "KubeletServiceAccountTokenForCredentialProviders"
+const (
+	tokenGate     = "KubeletServiceAccountTokenForCredentialProviders"
+	providersGate = "KubeletCredentialProviders" // kubelets before v1.26
+)
 
 func (k *kubeletFlags) options() (providerconfig.Options, error) {
 	var o providerconfig.Options
@@ -69,9 +60,12 @@ func (k *kubeletFlags) options() (providerconfig.Options, error) {
 		if !ok || (val != "true" && val != "false") {
 			return o, fmt.Errorf("--feature-gates: %q is not NAME=true or NAME=false", g)
 		}
-		if name == tokenGate {
-			on := val == "true"
+		on := val == "true"
+		switch name {
+		case tokenGate:
 			o.ServiceAccountTokenGate = &on
+		case providersGate:
+			o.CredentialProvidersGate = &on
 		}
 	}
 	return o, nil
@@ -94,23 +88,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func runConfigValidate(_ context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "config validate")
 	var kf kubeletFlags
 	kf.register(fs)
 	binDir := fs.String("bin-dir", "", "the kubelet's --image-credential-provider-bin-dir: check each provider's executable there")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, "Usage: ecr-credential-provider config validate [flags] FILE|DIR\n")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Stderr, "config validate: give exactly one config FILE or DIR (the kubelet's --image-credential-provider-config)")
-		return 2
+		return usageError(env, "config validate", "give exactly one config FILE or DIR (the kubelet's --image-credential-provider-config)")
 	}
 	opts, err := kf.options()
 	if err != nil {
@@ -177,19 +165,17 @@ func plural(n int, word string) string {
 }
 
 func runConfigPrint(_ context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("config print", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "config print")
 	public := fs.Bool("public", false, "also match ECR Public (public.ecr.aws, ecr-public.aws.com), for its higher pull rate limits")
 	name := fs.String("name", providerconfig.DefaultName, "provider name: the executable's name in the kubelet's bin dir")
 	apiVersion := fs.String("api-version", protocol.V1, "plugin protocol version, in full or short (v1, v1beta1, v1alpha1): "+strings.Join(protocol.Versions, ", "))
 	var pf providerFlags
 	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "config print: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return usageError(env, "config print", "unexpected argument %q", fs.Arg(0))
 	}
 	if !strings.Contains(*apiVersion, "/") {
 		*apiVersion = protocol.Group + "/" + *apiVersion

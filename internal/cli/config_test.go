@@ -124,11 +124,11 @@ func TestConfigUsageErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{nil, 2, "Usage:"},
+		{nil, 2, "give a subcommand: validate or print\nRun 'ecr-credential-provider config --help' for usage."},
 		{[]string{"check"}, 2, `unknown subcommand "check"`},
 		{[]string{"validate"}, 2, "give exactly one config FILE or DIR"},
 		{[]string{"validate", clean, clean}, 2, "give exactly one config FILE or DIR"},
-		{[]string{"validate", "--kubelet-version", "v1.25", clean}, 2, "kubelet version v1.25 is not supported: this build knows the rules of v1.26 to v1.37"},
+		{[]string{"validate", "--kubelet-version", "v1.19", clean}, 2, "kubelet version v1.19 is not supported: this build knows the rules of v1.20 to v1.37"},
 		{[]string{"validate", "--kubelet-version", "latest", clean}, 2, `kubelet version "latest" is not of the form v1.35`},
 		{[]string{"validate", "--feature-gates", "Foo", clean}, 2, `"Foo" is not NAME=true or NAME=false`},
 		{[]string{"validate", "--no-such-flag", clean}, 2, "flag provided but not defined"},
@@ -186,5 +186,58 @@ func TestConfigPrint(t *testing.T) {
 	_, out, _ := runCmd(runConfig, "print", "--public")
 	if !strings.Contains(out, "- public.ecr.aws\n") {
 		t.Errorf("--public does not add ECR Public:\n%s", out)
+	}
+}
+
+// TestConfigValidateCommercialOnly: a config with the one commonly copied
+// pattern gets one line naming what it covers, not a list of all it misses,
+// and a negative cache duration gets the hint that fixes it.
+func TestConfigValidateCommercialOnly(t *testing.T) {
+	cfg := writeConfig(t, t.TempDir(), "c.yaml", `apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: -1h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+`)
+	code, out, _ := runCmd(runConfig, "validate", cfg)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 for the negative duration", code)
+	}
+	for _, want := range []string{
+		"matchImages cover only the commercial and GovCloud ECR registry forms: images from the 11 others",
+		"hint: if nodes pull from those, use the matchImages of 'ecr-credential-provider config print'",
+		`defaultCacheDuration must be greater than or equal to 0: the kubelet refuses to start
+  hint: use "12h"`,
+		"1 error, 1 warning",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ISO-B") || strings.Contains(out, "*.dkr.ecr.*.amazonaws.eu") {
+		t.Errorf("output still lists every missed form:\n%s", out)
+	}
+}
+
+// TestConfigForOldKubelets: 'config print --api-version v1alpha1' writes a
+// config kubelets 1.20 to 1.23 read, and 'config validate' says they ignore
+// it until the KubeletCredentialProviders gate is on.
+func TestConfigForOldKubelets(t *testing.T) {
+	code, out, errs := runCmd(runConfig, "print", "--api-version", "v1alpha1")
+	if code != 0 || !strings.Contains(out, "apiVersion: kubelet.config.k8s.io/v1alpha1\n") || !strings.Contains(out, "apiVersion: credentialprovider.kubelet.k8s.io/v1alpha1\n") {
+		t.Fatalf("config print --api-version v1alpha1: exit %d %s\n%s", code, errs, out)
+	}
+	cfg := writeConfig(t, t.TempDir(), "c.yaml", out)
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.22", "--feature-gates", "KubeletCredentialProviders=true", cfg); code != 0 || !strings.Contains(res, "0 errors, 0 warnings for kubelet v1.22") {
+		t.Errorf("v1.22 with the gate on: exit %d\n%s", code, res)
+	}
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.22", cfg); code != 0 || !strings.Contains(res, "kubelet v1.22 ignores this config while its feature gate KubeletCredentialProviders is off") {
+		t.Errorf("v1.22 with the gate at its default: exit %d\n%s", code, res)
+	}
+	v1 := writeConfig(t, t.TempDir(), "v1.yaml", mustRecommended(t))
+	if code, res, _ := runCmd(runConfig, "validate", "--kubelet-version", "v1.25", v1); code != 1 || !strings.Contains(res, "kubelet v1.25 reads a CredentialProviderConfig only as kubelet.config.k8s.io/v1alpha1 or v1beta1, not v1") {
+		t.Errorf("a v1 config for kubelet v1.25: exit %d\n%s", code, res)
 	}
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +12,7 @@ import (
 )
 
 func runDoctor(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "doctor")
 	var o doctor.Options
 	var asJSON bool
 	var timeout time.Duration
@@ -32,53 +29,31 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "with --service-account: ask the API server with this `FILE` (default: the kubelet's own kubeconfig)")
 	tokenFile := fs.String("service-account-token", "", "with --service-account: a token for it in `FILE` ('-' for stdin), from 'kubectl create token NAME -n NS --audience sts.amazonaws.com', when the node may not request one")
 	trustFile := fs.String("trust-policy", "", "with --service-account: the role's trust policy `FILE` ('aws iam get-role --role-name R --query Role.AssumeRolePolicyDocument'), to name the condition that refuses the token")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, `Usage: ecr-credential-provider doctor [flags] IMAGE
-
-Checks everything a pull of IMAGE depends on: the kubelet's provider wiring,
-AWS credentials, the network path to ECR and its S3 layer bucket, the
-authorization token, the registry's answer for the image, and the installed
-plugin. Prints one line per check and a fix for each failure.
-Exit status: 0 when a pull would work, 1 when something is broken, 2 for usage errors.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	// Flags may come after the image too: parse what follows it.
 	rest := fs.Args()
 	if len(rest) > 0 {
 		o.Image = rest[0]
 		if err := fs.Parse(rest[1:]); err != nil {
-			return 2
+			return parseFailed(env, fs, err)
 		}
 		if fs.NArg() > 0 {
-			fmt.Fprintf(env.Stderr, "doctor: one image at a time; unexpected %q\n", fs.Arg(0))
-			return 2
+			return usageError(env, "doctor", "one image at a time; unexpected %q", fs.Arg(0))
 		}
 	}
 	if o.Image == "" {
-		fmt.Fprintln(env.Stderr, "doctor:", doctor.ErrNoImage)
-		fs.Usage()
-		return 2
+		return usageError(env, "doctor", "%v", doctor.ErrNoImage)
 	}
 	if timeout <= 0 {
-		fmt.Fprintln(env.Stderr, "doctor: --timeout must be positive, e.g. 30s")
-		return 2
+		return usageError(env, "doctor", "--timeout must be positive, e.g. 30s")
 	}
 	if o.ServiceAccount == "" && (*tokenFile != "" || *trustFile != "" || o.Kubeconfig != "") {
-		fmt.Fprintln(env.Stderr, "doctor: --kubeconfig, --service-account-token and --trust-policy go with --service-account NAMESPACE/NAME")
-		return 2
+		return usageError(env, "doctor", "--kubeconfig, --service-account-token and --trust-policy go with --service-account NAMESPACE/NAME")
 	}
 	if *tokenFile == "-" && *trustFile == "-" {
-		fmt.Fprintln(env.Stderr, "doctor: only one of --service-account-token and --trust-policy can read stdin")
-		return 2
+		return usageError(env, "doctor", "only one of --service-account-token and --trust-policy can read stdin")
 	}
 	for _, f := range []struct {
 		flag, path string

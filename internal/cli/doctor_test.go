@@ -23,10 +23,10 @@ func TestDoctorCommandLine(t *testing.T) {
 		jsonOut  bool
 		wantJSON func(t *testing.T, rep doctor.Report)
 	}{
-		{name: "no image", args: []string{"--proc", proc}, code: 2, stderr: []string{"no image given", "Usage: ecr-credential-provider doctor"}},
+		{name: "no image", args: []string{"--proc", proc}, code: 2, stderr: []string{"no image given", "Run 'ecr-credential-provider doctor --help' for usage."}},
 		{name: "two images", args: []string{"--proc", proc, "a.io/x", "b.io/y"}, code: 2, stderr: []string{"one image at a time"}},
 		{name: "unknown flag", args: []string{"--nope", "a.io/x"}, code: 2, stderr: []string{"flag provided but not defined"}},
-		{name: "help", args: []string{"-h"}, code: 0, stderr: []string{"Exit status: 0 when a pull would work"}},
+		{name: "malformed image", args: []string{"--proc", proc, "bad image!!"}, code: 1, stdout: []string{`✗ Image  "bad image!!" is not a valid image reference`, "fix: write the image as in the pod spec"}},
 		{name: "bad registry endpoint", args: []string{"--proc", proc, "--registry-endpoint", "::x", "123456789012.dkr.ecr.us-east-1.amazonaws.com/app"}, code: 2, stderr: []string{"is not a URL"}},
 		{
 			name:   "not an ECR image, text",

@@ -13,8 +13,7 @@ import (
 )
 
 func runInstall(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("install", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "install")
 	var o nodesetup.Options
 	distro := fs.String("distro", "", "how the kubelet runs: kubeadm, k3s, rke2, systemd or eks (default: detected)")
 	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
@@ -25,19 +24,7 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 	var pf providerFlags
 	pf.register(fs)
 	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a config with other providers")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider install [flags]
-
-Installs this binary and a CredentialProviderConfig for Amazon ECR on this
-node, and wires the kubelet to them the way the node's distribution expects.
-Every file it edits is backed up; 'ecr-credential-provider uninstall' undoes
-it all. Running it again changes nothing.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(fs, args); done {
+	if code, done := parseFlags(env, fs, args); done {
 		return code
 	}
 	if *distro != "" {
@@ -62,24 +49,11 @@ Flags:
 }
 
 func runUninstall(ctx context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("uninstall", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "uninstall")
 	var o nodesetup.Options
 	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
 	commonFlags(fs, &o, "restore or remove", "also undo files that changed since install")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider uninstall [flags]
-
-Undoes what install did, from its record in `+nodesetup.StateDir+`:
-restores every file it edited from its backup and removes the files and
-directories it created. Files changed since install are left alone unless
---force. Running it again changes nothing.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(fs, args); done {
+	if code, done := parseFlags(env, fs, args); done {
 		return code
 	}
 	res, err := nodesetup.Uninstall(ctx, o)
@@ -94,17 +68,12 @@ func commonFlags(fs *flag.FlagSet, o *nodesetup.Options, verb, force string) {
 
 // parseFlags parses args, reporting whether the command is done (help or a
 // usage error) and with which exit code.
-func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+func parseFlags(env *Env, fs *flag.FlagSet, args []string) (int, bool) {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, true
-		}
-		return 2, true
+		return parseFailed(env, fs, err), true
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return 2, true
+		return usageError(env, fs.Name(), "unexpected argument %q", fs.Arg(0)), true
 	}
 	return 0, false
 }

@@ -158,7 +158,4 @@ func TestInstallCommandErrors(t *testing.T) {
 			sameTree(t, "after the error", before, tree(t, root))
 		})
 	}
-	if code, _, errs := run(t, runInstall, "-h"); code != 0 || !strings.Contains(errs, "-dry-run") {
-		t.Errorf("install -h: exit %d:\n%s", code, errs)
-	}
 }

@@ -2,31 +2,26 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
 func runMatch(_ context.Context, env *Env, args []string) int {
-	fs := flag.NewFlagSet("match", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := newFlagSet(env, "match")
 	config := fs.String("config", "", "the kubelet's --image-credential-provider-config (FILE or DIR)")
 	all := fs.Bool("all", false, "also explain the non-matching patterns of providers that are called")
 	var kf kubeletFlags
 	kf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, "Usage: ecr-credential-provider match --config FILE|DIR [flags] IMAGE...\n")
-		fs.PrintDefaults()
-	}
 	images, err := parseInterspersed(fs, args)
 	if err != nil {
-		return 2
+		return parseFailed(env, fs, err)
 	}
 	if *config == "" || len(images) == 0 {
-		fmt.Fprintln(env.Stderr, "match: give --config FILE|DIR and at least one IMAGE")
-		return 2
+		return usageError(env, "match", "give --config FILE|DIR and at least one IMAGE")
 	}
 	opts, err := kf.options()
 	if err != nil {
@@ -90,6 +85,9 @@ func runMatch(_ context.Context, env *Env, args []string) int {
 		switch {
 		case called == 0:
 			fmt.Fprintln(env.Stdout, "  no provider matches: the kubelet pulls this image without plugin credentials")
+			if host, _, _ := strings.Cut(name, "/"); slices.Contains(ecrhost.PublicHosts, host) {
+				fmt.Fprintln(env.Stdout, "  hint: ECR Public needs its own patterns: 'ecr-credential-provider config print --public' (or 'install --public') adds them")
+			}
 			code = 1
 		case called > 1:
 			fmt.Fprintf(env.Stdout, "  the kubelet calls all %d, in this order, and tries their credentials in turn\n", called)
@@ -102,9 +100,25 @@ func where(p providerconfig.CredentialProvider) string {
 	return fmt.Sprintf("%s providers[%d]", p.File, p.Index)
 }
 
+// printMisses prints why each pattern misses, folding the patterns that
+// miss for the same reason (most often the label count: an image of
+// another registry family) into one line when there are more than a few.
 func printMisses(env *Env, misses []providerconfig.PatternMiss) {
+	const fold = 3
+	byCheck := map[string]int{}
 	for _, m := range misses {
-		fmt.Fprintf(env.Stdout, "      %q: %s\n", m.Pattern, m.Reason)
+		byCheck[m.Check]++
+	}
+	folded := map[string]bool{}
+	for _, m := range misses {
+		n := byCheck[m.Check]
+		switch {
+		case n <= fold:
+			fmt.Fprintf(env.Stdout, "      %q: %s\n", m.Pattern, m.Reason)
+		case !folded[m.Check]:
+			folded[m.Check] = true
+			fmt.Fprintf(env.Stdout, "      %d patterns miss by %s, e.g. %q: %s\n", n, m.Check, m.Pattern, m.Reason)
+		}
 	}
 }
 

@@ -98,3 +98,26 @@ func TestMatchUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchECRPublicAgainstDefaultConfig is the newcomer's first try: the
+// recommended config has no ECR Public patterns. One line says why they all
+// miss, and a hint says what adds them.
+func TestMatchECRPublicAgainstDefaultConfig(t *testing.T) {
+	cfg := writeConfig(t, t.TempDir(), "c.yaml", mustRecommended(t))
+	code, out, _ := runCmd(runMatch, "--config", cfg, "public.ecr.aws/docker/library/nginx:1")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (no provider matches)", code)
+	}
+	if n := strings.Count(out, "label count"); n != 2 { // "miss by label count" and the example's reason
+		t.Errorf("label-count misses not folded into one line (%d mentions):\n%s", n, out)
+	}
+	for _, want := range []string{"11 patterns miss by label count, e.g.", "hint: ECR Public needs its own patterns: 'ecr-credential-provider config print --public'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A private image that misses gets no ECR Public hint.
+	if _, out, _ := runCmd(runMatch, "--config", cfg, "ghcr.io/org/app"); strings.Contains(out, "--public") {
+		t.Errorf("hint --public for a ghcr.io image:\n%s", out)
+	}
+}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +19,10 @@ import (
 // response or nothing; everything else goes to stderr or the log file.
 func runPlugin(ctx context.Context, env *Env, args []string) int {
 	flags, err := plugin.ParseFlags(args, env.getenv, env.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		writeHelp(env.Stdout, pluginFlagSet(env))
+		return 0
+	}
 	if err != nil {
 		return 2
 	}

@@ -457,10 +457,12 @@ func TestTextOutputShape(t *testing.T) {
 		{ID: "a", Title: "Alpha", Status: StatusOK, Summary: "fine"},
 		{ID: "b", Title: "Beta", Status: StatusFail, Summary: "broken", Remedy: "do this", Policy: "{\n}"},
 		{ID: "c", Title: "Gamma", Status: StatusSkip, Summary: "no input"},
+		{ID: "d", Title: "Delta", Status: StatusFail, Advisory: true, Summary: "survivable"},
 	}}
 	var b bytes.Buffer
 	rep.WriteText(&b)
-	want := "doctor: img\n✓ Alpha  fine\n✗ Beta   broken\n    fix: do this\n    policy:\n      {\n      }\n- Gamma  skipped: no input\n\nFAIL: v\n"
+	want := "doctor: img\n✓ Alpha  fine\n✗ Beta   broken\n    fix: do this\n    policy:\n      {\n      }\n- Gamma  skipped: no input\n! Delta  survivable\n\nFAIL: v\n" +
+		"(✓ passed   ✗ failed: a pull fails because of it   ! failed, but a pull still works without it   - skipped: the reason follows)\n"
 	if b.String() != want {
 		t.Errorf("text output:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -253,7 +253,7 @@ func (f *fakeECR) serve(w http.ResponseWriter, r *http.Request) {
 	repo, ref, isManifest := strings.Cut(rest, "/manifests/")
 	if !isManifest {
 		var isBlob bool
-		repo, ref, isBlob = strings.Cut(rest, "/blobs/")
+		_, ref, isBlob = strings.Cut(rest, "/blobs/")
 		if !isBlob {
 			http.NotFound(w, r)
 			return

@@ -84,15 +84,6 @@ func RoleARN(callerARN string) string {
 	return "arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + res[1]
 }
 
-// arnAccount returns the account field of an ARN, or "".
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 {
-		return ""
-	}
-	return parts[4]
-}
-
 // CrossAccountPolicy is the repository policy that lets principal pull from
 // a repository in another account.
 func CrossAccountPolicy(principal string) string {
@@ -157,4 +148,13 @@ func maskKeyID(id string) string {
 		return strings.Repeat("*", len(id))
 	}
 	return strings.Repeat("*", len(id)-4) + id[len(id)-4:]
+}
+
+// arnAccount returns the account field of an ARN, or "".
+func arnAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[4]
 }

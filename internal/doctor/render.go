@@ -8,7 +8,20 @@ import (
 	"strings"
 )
 
-var marks = map[Status]string{StatusOK: "✓", StatusFail: "✗", StatusSkip: "-"}
+// The marks of a check's line, and what each means: the report's legend
+// and the README's list are this table.
+const (
+	markOK       = "✓"
+	markFail     = "✗"
+	markAdvisory = "!"
+	markSkip     = "-"
+)
+
+// Legend explains every mark WriteText uses, in one line.
+const Legend = markOK + " passed   " + markFail + " failed: a pull fails because of it   " +
+	markAdvisory + " failed, but a pull still works without it   " + markSkip + " skipped: the reason follows"
+
+var marks = map[Status]string{StatusOK: markOK, StatusFail: markFail, StatusSkip: markSkip}
 
 // WriteText prints the report for a person: one line per check, a fix
 // under each failure, then the verdict.
@@ -26,7 +39,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		mark := marks[c.Status]
 		if c.Status == StatusFail && c.Advisory {
-			mark = "!"
+			mark = markAdvisory
 		}
 		fmt.Fprintf(b, "%s %-*s  %s\n", mark, width, c.Title, summary)
 		if c.Remedy != "" && c.Status == StatusFail {
@@ -46,7 +59,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if rep.OK {
 		res = "OK"
 	}
-	fmt.Fprintf(b, "\n%s: %s\n", res, rep.Verdict)
+	fmt.Fprintf(b, "\n%s: %s\n(%s)\n", res, rep.Verdict, Legend)
 	return b.Flush()
 }
 

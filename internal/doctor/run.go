@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
+	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
 // run is the state of one doctor run: each check reads what earlier ones
@@ -200,6 +201,12 @@ func (rep *Report) finish(r *run) {
 }
 
 func (r *run) checkImage() Check {
+	// The kubelet's own reference check first: a malformed reference is
+	// not a registry's image at all, whatever host it would default to.
+	if _, err := providerconfig.ImageName(r.o.Image); err != nil {
+		return failed(CheckImage, fmt.Sprintf("%q is not a valid image reference: %v", r.o.Image, err),
+			"write the image as in the pod spec, [HOST/]REPOSITORY[:TAG|@DIGEST] in lower case, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
+	}
 	reg, err := ecrhost.Parse(r.o.Image)
 	if err != nil {
 		return failed(CheckImage, err.Error(), "pass an image as it appears in the pod spec, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")

@@ -40,23 +40,18 @@ type Flags struct {
 	RegistryMapFile string
 }
 
-// ParseFlags parses the plugin's command line. Errors and -h usage go to
-// output; any error means the command line is not a plugin call. The
+// ParseFlags parses the plugin's command line. Errors go to output; -h
+// writes nothing and returns flag.ErrHelp. Any error means the command line is not a plugin call. The
 // "get-credentials" argument from the Kubernetes docs' example config is
 // accepted anywhere.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Flags, error) {
 	var f Flags
 	fs := flag.NewFlagSet("ecr-credential-provider", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.IntVar(&f.Verbosity, "v", envInt(getenv, EnvLogLevel, 0), "log verbosity: 0 warnings and errors, 1 info, 2 debug (env "+EnvLogLevel+")")
-	fs.StringVar(&f.LogFile, "log-file", getenv(EnvLogFile), "append logs to this file instead of stderr (env "+EnvLogFile+")")
-	fs.StringVar(&f.CacheDir, "cache-dir", envOr(getenv, EnvCacheDir, defaultCacheDir()), "directory of the shared token cache, created 0700 (env "+EnvCacheDir+")")
-	fs.BoolVar(&f.NoCache, "no-cache", false, "do not use the disk cache")
-	fs.DurationVar(&f.Timeout, "timeout", envDuration(getenv, EnvTimeout, 20*time.Second), "bound on the whole call, kept well under the kubelet's 60s (env "+EnvTimeout+")")
-	fs.DurationVar(&f.RefreshTimeout, "refresh-timeout", 5*time.Second, "bound on a refresh when a still-valid cached token can be served instead")
-	fs.Var((*listFlag)(&f.RoleAnnotations), "role-annotation", "service account annotation key naming a per-pod role (repeatable; default "+DefaultRoleAnnotation+")")
-	fs.Var((*listFlag)(&f.RegistryMap), "registry-map", "SOURCE=TARGET: answer for registry host SOURCE with the token of ECR registry TARGET[/prefix], for pull-through caches and custom domains (repeatable or comma-separated; env "+registrymap.Env+")")
-	fs.StringVar(&f.RegistryMapFile, "registry-map-file", "", "file of further SOURCE=TARGET entries, one a line, # comments")
+	// -h is the caller's to answer (flag.ErrHelp): the CLI prints help
+	// with a description, not the flag package's bare list.
+	fs.Usage = func() {}
+	f.Register(fs, getenv)
 	var rest []string
 	for _, a := range args {
 		if a != "get-credentials" {
@@ -72,6 +67,20 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 		return Flags{}, err
 	}
 	return f, nil
+}
+
+// Register defines the plugin's flags on fs, with defaults from getenv:
+// the one definition that parsing and the CLI's help both use.
+func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.IntVar(&f.Verbosity, "v", envInt(getenv, EnvLogLevel, 0), "log verbosity: 0 warnings and errors, 1 info, 2 debug (env "+EnvLogLevel+")")
+	fs.StringVar(&f.LogFile, "log-file", getenv(EnvLogFile), "append logs to this file instead of stderr (env "+EnvLogFile+")")
+	fs.StringVar(&f.CacheDir, "cache-dir", envOr(getenv, EnvCacheDir, defaultCacheDir()), "directory of the shared token cache, created 0700 (env "+EnvCacheDir+")")
+	fs.BoolVar(&f.NoCache, "no-cache", false, "do not use the disk cache")
+	fs.DurationVar(&f.Timeout, "timeout", envDuration(getenv, EnvTimeout, 20*time.Second), "bound on the whole call, kept well under the kubelet's 60s (env "+EnvTimeout+")")
+	fs.DurationVar(&f.RefreshTimeout, "refresh-timeout", 5*time.Second, "bound on a refresh when a still-valid cached token can be served instead")
+	fs.Var((*listFlag)(&f.RoleAnnotations), "role-annotation", "service account annotation key naming a per-pod role (repeatable; default "+DefaultRoleAnnotation+")")
+	fs.Var((*listFlag)(&f.RegistryMap), "registry-map", "SOURCE=TARGET: answer for registry host SOURCE with the token of ECR registry TARGET[/prefix], for pull-through caches and custom domains (repeatable or comma-separated; env "+registrymap.Env+")")
+	fs.StringVar(&f.RegistryMapFile, "registry-map-file", "", "file of further SOURCE=TARGET entries, one a line, # comments")
 }
 
 // defaultCacheDir is the node's directory for root, as the kubelet runs us,

@@ -12,7 +12,17 @@ import (
 // the kubelet's own code of several versions (see testdata/kubelet_verdicts.json):
 // Validate must report an error exactly when that kubelet refused to start.
 func TestKubeletVerdicts(t *testing.T) {
-	raw, err := os.ReadFile("testdata/kubelet_verdicts.json")
+	testKubeletVerdicts(t, "testdata/kubelet_verdicts.json", 100)
+}
+
+// TestOldKubeletVerdicts replays configs for kubelets v1.20 to v1.25,
+// whose verdicts come from those kubelets' own loader (see the file's about).
+func TestOldKubeletVerdicts(t *testing.T) {
+	testKubeletVerdicts(t, "testdata/kubelet_verdicts_old.json", 25)
+}
+
+func testKubeletVerdicts(t *testing.T, file string, minCases int) {
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +37,7 @@ func TestKubeletVerdicts(t *testing.T) {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.Cases) < 100 {
+	if len(rec.Cases) < minCases {
 		t.Fatalf("only %d recorded cases", len(rec.Cases))
 	}
 	bin := t.TempDir()
@@ -45,6 +55,10 @@ func TestKubeletVerdicts(t *testing.T) {
 		"v1.33":      {KubeletVersion: Version{33}, BinDir: bin},
 		"v1.33+gate": {KubeletVersion: Version{33}, BinDir: bin, ServiceAccountTokenGate: &on},
 		"v1.37":      {KubeletVersion: Version{37}, BinDir: bin},
+		"v1.20+gate": {KubeletVersion: Version{20}, BinDir: bin, CredentialProvidersGate: &on},
+		"v1.22":      {KubeletVersion: Version{22}, BinDir: bin},
+		"v1.24":      {KubeletVersion: Version{24}, BinDir: bin},
+		"v1.25":      {KubeletVersion: Version{25}, BinDir: bin},
 	}
 	for _, c := range rec.Cases {
 		dir := filepath.Join(t.TempDir(), c.Name)

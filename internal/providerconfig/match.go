@@ -125,6 +125,10 @@ type ProviderMatch struct {
 type PatternMiss struct {
 	Pattern string
 	Reason  string
+	// Check is the kubelet's check that decided, the part of Reason
+	// before its first colon: "port", "label count", "path prefix" or
+	// "label N" (for an unparsable pattern or image, the whole sentence).
+	Check string
 }
 
 // MatchImage normalizes image as the kubelet does and returns that name
@@ -147,7 +151,8 @@ func MatchImage(providers []CredentialProvider, image string, ver Version) (stri
 				out[i].Called = true
 				out[i].Matched = append(out[i].Matched, m)
 			} else {
-				out[i].Missed = append(out[i].Missed, PatternMiss{m, reason})
+				check, _, _ := strings.Cut(reason, ":")
+				out[i].Missed = append(out[i].Missed, PatternMiss{m, reason, check})
 			}
 		}
 	}

@@ -121,7 +121,10 @@ func Recommended(o RecommendedOptions) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("# CredentialProviderConfig for the kubelet's --image-credential-provider-config.\n")
 	b.WriteString("# Written by 'ecr-credential-provider config print'; check it with 'config validate'.\n")
-	fmt.Fprintf(&b, "apiVersion: %s/v1\n", Group)
+	// The file's own apiVersion follows the plugin's: a kubelet that speaks
+	// only v1alpha1 (1.20 to 1.23) or v1beta1 (to 1.25) reads only that.
+	_, fileVersion, _ := strings.Cut(apiVersion, "/")
+	fmt.Fprintf(&b, "apiVersion: %s/%s\n", Group, fileVersion)
 	fmt.Fprintf(&b, "kind: %s\n", Kind)
 	b.WriteString("providers:\n")
 	b.WriteString("  # The kubelet runs <--image-credential-provider-bin-dir>/<name>.\n")

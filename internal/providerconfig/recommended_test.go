@@ -20,21 +20,19 @@ func TestRecommendedRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, public := range []bool{false, true} {
-		out, err := Recommended(RecommendedOptions{Public: public})
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "credential-provider.yaml")
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg, out := printAndLoad(t, RecommendedOptions{Public: public})
 		for minor := OldestVersion.Minor; minor <= NewestVersion.Minor; minor++ {
-			if fs := Validate(cfg, Options{KubeletVersion: Version{minor}, BinDir: bin}); len(fs) > 0 {
-				t.Errorf("public=%v, kubelet 1.%d: %+v\n%s", public, minor, fs, out)
+			ver := Version{minor}
+			c, text := cfg, out
+			if minor < 26 {
+				// What 'config print --api-version' writes for the kubelets
+				// of that era: the newest protocol each one speaks.
+				known := ver.apiVersions()
+				c, text = printAndLoad(t, RecommendedOptions{Public: public, APIVersion: protocol.Group + "/" + known[len(known)-1]})
+			}
+			on := true
+			if fs := Validate(c, Options{KubeletVersion: ver, BinDir: bin, CredentialProvidersGate: &on}); len(fs) > 0 {
+				t.Errorf("public=%v, kubelet 1.%d: %+v\n%s", public, minor, fs, text)
 			}
 		}
 		ps := cfg.Providers()
@@ -86,4 +84,21 @@ func TestRecommendedOptions(t *testing.T) {
 			t.Errorf("Recommended(%+v) accepted a config the kubelet refuses", o)
 		}
 	}
+}
+
+func printAndLoad(t *testing.T, o RecommendedOptions) (*Config, []byte) {
+	t.Helper()
+	out, err := Recommended(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "credential-provider.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, out
 }

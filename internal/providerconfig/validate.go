@@ -47,6 +47,10 @@ type Options struct {
 	// KubeletServiceAccountTokenForCredentialProviders; nil means the
 	// version's default (off in 1.33, on from 1.34).
 	ServiceAccountTokenGate *bool
+	// CredentialProvidersGate overrides the kubelet feature gate
+	// KubeletCredentialProviders of kubelets before 1.26; nil means the
+	// version's default (off before 1.24, on in 1.24 and 1.25).
+	CredentialProvidersGate *bool
 }
 
 // HasErrors reports whether any finding is an Error.
@@ -69,7 +73,30 @@ func Validate(cfg *Config, opts Options) []Finding {
 		v.tokenGate = *opts.ServiceAccountTokenGate
 	}
 	v.run()
+	if gate := v.ver.providersGateDefault(); v.ver.hasProvidersGate() {
+		if opts.CredentialProvidersGate != nil {
+			gate = *opts.CredentialProvidersGate
+		}
+		if !gate {
+			v.gateOff()
+		}
+	}
 	return v.out
+}
+
+// gateOff reports a config for a kubelet that does not read it: with
+// KubeletCredentialProviders off, the kubelet logs a warning and starts
+// without providers, so what would refuse it is only a warning now.
+func (v *validation) gateOff() {
+	for i := range v.out {
+		if v.out[i].Severity == Error {
+			v.out[i].Severity = Warning
+			v.out[i].Message = "once the feature gate is on: " + v.out[i].Message
+		}
+	}
+	v.out = append([]Finding{{Severity: Warning, File: v.cfg.Path,
+		Message: fmt.Sprintf("kubelet %s ignores this config while its feature gate KubeletCredentialProviders is off (the default before v1.24), and starts without providers", v.ver),
+		Hint:    "add --feature-gates=KubeletCredentialProviders=true to the kubelet's flags (and to this check)"}}, v.out...)
 }
 
 type validation struct {
@@ -237,6 +264,11 @@ func (v *validation) fileType(f *File) string {
 	if !ok {
 		group, version = "", f.APIVersion
 	}
+	if known := v.ver.apiVersions(); group == Group && contains([]string{"v1alpha1", "v1beta1", "v1"}, version) && !contains(known, version) {
+		v.add(Error, f.Path, "apiVersion", "'ecr-credential-provider config print --api-version "+known[len(known)-1]+"' writes a config this kubelet reads",
+			"kubelet %s reads a CredentialProviderConfig only as %s/%s, not %s: the kubelet refuses to start", v.ver, Group, strings.Join(known, " or "), version)
+		return ""
+	}
 	if strings.Count(f.APIVersion, "/") > 1 || group != Group || !contains([]string{"v1alpha1", "v1beta1", "v1"}, version) {
 		hint := fix
 		if group == protocol.Group {
@@ -288,7 +320,11 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	typeErr := func(sub string) bool { return v.badType[file+"|"+field(p, sub)] }
 	if err := validName(p.Name); err != nil && (p.Name != "" || !typeErr("name")) {
 		hint := "name the provider after its executable in the bin dir, e.g. ecr-credential-provider"
-		if p.Name == "" {
+		if p.Name == "" && !v.ver.needsExecBit() {
+			// No rule names it: the kubelet stats the bin dir itself as
+			// the executable, starts, and fails each call.
+			v.add(Warning, file, field(p, "name"), hint, "name is empty: kubelet %s takes the bin dir itself for the executable, starts, and fails every call", v.ver)
+		} else if p.Name == "" {
 			v.add(Error, file, field(p, "name"), hint, "name is required: it is the executable's file name in the bin dir")
 		} else {
 			v.add(Error, file, field(p, "name"), hint, "provider name %q: %v%s", p.Name, err, refuse)
@@ -298,13 +334,15 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	case p.APIVersion == "" && typeErr("apiVersion"):
 	case p.APIVersion == "":
 		v.add(Error, file, field(p, "apiVersion"), "set it to "+protocol.V1, "apiVersion is required%s", refuse)
-	case !knownPluginAPIVersion(p.APIVersion):
-		hint := "use " + protocol.V1
+	case !v.pluginAPIVersion(p.APIVersion):
+		known := v.pluginAPIVersions()
+		newest := known[len(known)-1]
+		hint := "use " + newest
 		if strings.HasPrefix(p.APIVersion, Group+"/") {
-			hint = "a provider's apiVersion is the plugin protocol, " + protocol.V1 + ", not the file's " + p.APIVersion
+			hint = "a provider's apiVersion is the plugin protocol, " + newest + ", not the file's " + p.APIVersion
 		}
-		v.add(Error, file, field(p, "apiVersion"), hint, "apiVersion %q is not supported (supported: %s)%s", p.APIVersion, strings.Join(protocol.Versions, ", "), refuse)
-	case p.APIVersion != protocol.V1:
+		v.add(Error, file, field(p, "apiVersion"), hint, "apiVersion %q is not supported by kubelet %s (supported: %s)%s", p.APIVersion, v.ver, strings.Join(known, ", "), refuse)
+	case p.APIVersion != protocol.V1 && v.ver.Minor >= 26:
 		v.add(Warning, file, field(p, "apiVersion"), "use "+protocol.V1, "%s still works, but %s is the stable plugin protocol since kubelet v1.26", p.APIVersion, protocol.V1)
 	}
 	if len(p.MatchImages) == 0 && !typeErr("matchImages") {
@@ -325,7 +363,7 @@ func (v *validation) provider(p CredentialProvider, binOK bool) {
 	case p.DefaultCacheDuration == nil:
 		v.add(Error, file, field(p, "defaultCacheDuration"), `set it, e.g. "12h"`, "defaultCacheDuration is required%s", refuse)
 	case p.DefaultCacheDuration.Duration < 0:
-		v.add(Error, file, field(p, "defaultCacheDuration"), "", "defaultCacheDuration must be greater than or equal to 0%s", refuse)
+		v.add(Error, file, field(p, "defaultCacheDuration"), `use "12h", an ECR token's lifetime (the plugin's own cacheDuration wins when it sends one), or "0s" for no caching in the kubelet`, "defaultCacheDuration must be greater than or equal to 0%s", refuse)
 	}
 	if p.TokenAttributes != nil {
 		v.tokenAttributes(p)
@@ -431,11 +469,12 @@ func unwrapExec(err error) error {
 func (v *validation) ecr(p CredentialProvider) {
 	ours := looksOurs(p)
 	var coversAny bool
-	var missed []string
+	var covered, missed []string
 	var add []string
 	for _, form := range ecrhost.Forms {
 		if coversHost(p.MatchImages, form.Host) {
 			coversAny = true
+			covered = append(covered, form.Name)
 			continue
 		}
 		missed = append(missed, form.Name)
@@ -452,7 +491,14 @@ func (v *validation) ecr(p CredentialProvider) {
 	if !isECR {
 		return
 	}
-	if coversAny && len(missed) > 0 && len(missed) < len(ecrhost.Forms) {
+	switch {
+	case !coversAny || len(missed) == 0 || len(missed) == len(ecrhost.Forms):
+	case len(missed) > len(covered):
+		// Mostly a one-partition config: the list of what it misses is
+		// longer than what it covers, so name what it covers.
+		v.add(Warning, p.File, field(p, "matchImages"), "if nodes pull from those, use the matchImages of 'ecr-credential-provider config print', which cover every form",
+			"matchImages cover only the %s ECR registry forms: images from the %d others (FIPS, dual-stack, other partitions) get no credentials from this provider", strings.Join(covered, " and "), len(missed))
+	default:
 		v.add(Warning, p.File, field(p, "matchImages"), "add "+quoteAll(add)+", or compare with 'ecr-credential-provider config print'",
 			"matchImages miss these ECR registry forms, so their images get no credentials from this provider: %s", strings.Join(missed, ", "))
 	}
@@ -570,3 +616,15 @@ func quoteAll(list []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// pluginAPIVersions are the plugin protocol versions the kubelet of this
+// validation can speak.
+func (v *validation) pluginAPIVersions() []string {
+	var out []string
+	for _, short := range v.ver.apiVersions() {
+		out = append(out, protocol.Group+"/"+short)
+	}
+	return out
+}
+
+func (v *validation) pluginAPIVersion(s string) bool { return contains(v.pluginAPIVersions(), s) }

@@ -346,13 +346,13 @@ func TestValidateBinDir(t *testing.T) {
 }
 
 func TestParseVersion(t *testing.T) {
-	for in, want := range map[string]int{"v1.26": 26, "1.37": 37, "v1.35.4": 35, "v1.36.0-rc.1": 36, "1.30.2+k3s1": 30} {
+	for in, want := range map[string]int{"v1.20": 20, "v1.25.16": 25, "v1.26": 26, "1.37": 37, "v1.35.4": 35, "v1.36.0-rc.1": 36, "1.30.2+k3s1": 30} {
 		v, err := ParseVersion(in)
 		if err != nil || v.Minor != want {
 			t.Errorf("ParseVersion(%q) = %v, %v; want minor %d", in, v, err, want)
 		}
 	}
-	for _, in := range []string{"v1.25", "v1.38", "2.0", "latest", "", "v1"} {
+	for _, in := range []string{"v1.19", "v1.38", "2.0", "latest", "", "v1"} {
 		if v, err := ParseVersion(in); err == nil {
 			t.Errorf("ParseVersion(%q) = %v, want an error", in, v)
 		}

@@ -13,7 +13,7 @@ type Version struct{ Minor int }
 // The kubelet versions whose rules this package knows, read from each
 // minor's pkg/credentialprovider/plugin.
 var (
-	OldestVersion = Version{26}
+	OldestVersion = Version{20}
 	NewestVersion = Version{37}
 )
 
@@ -73,3 +73,27 @@ func (v Version) callsInConfigOrder() bool { return v.Minor >= 33 }
 // validatesDuplicates: from 1.33 config validation rejects a duplicate
 // provider name; before, the kubelet exited when registering the second.
 func (v Version) validatesDuplicates() bool { return v.Minor >= 33 }
+
+// apiVersions are the versions the kubelet knows, both of the config file
+// (kubelet.config.k8s.io) and of the plugin protocol
+// (credentialprovider.kubelet.k8s.io): v1alpha1 from 1.20, v1beta1 from
+// 1.24, v1 from 1.26. The loader's scheme and its apiVersions map grew
+// together in each of those minors.
+func (v Version) apiVersions() []string {
+	switch {
+	case v.Minor < 24:
+		return []string{"v1alpha1"}
+	case v.Minor < 26:
+		return []string{"v1alpha1", "v1beta1"}
+	}
+	return []string{"v1alpha1", "v1beta1", "v1"}
+}
+
+// providersGateDefault is the default of the kubelet feature gate
+// KubeletCredentialProviders before 1.26, when it went GA: alpha (off) in
+// 1.20 to 1.23, beta (on) in 1.24 and 1.25. With it off the kubelet warns
+// and ignores the provider flags.
+func (v Version) providersGateDefault() bool { return v.Minor >= 24 }
+
+// hasProvidersGate: before 1.26 the providers could be switched off.
+func (v Version) hasProvidersGate() bool { return v.Minor < 26 }

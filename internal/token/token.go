@@ -151,6 +151,7 @@ func (f *Fetcher) LoadConfig(ctx context.Context, region string) (aws.Config, er
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(f.Retryer),
 		config.WithHTTPClient(httpClient),
+		config.WithLogger(sdkLogger{f.opts.Logger}),
 		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = roleIMDS }),
 	}
 	if region != "" {

@@ -64,6 +64,7 @@ func kubeletBinary(t *testing.T, version string) string {
 		return bin
 	}
 	start := time.Now()
+	t.Logf("building kubelet %s from k8s.io/kubernetes (about 10 minutes the first time; cached at %s after)", version, bin)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	if err := buildKubelet(ctx, dir, version, bin); err != nil {

@@ -58,16 +58,17 @@ var nodeTools = []struct{ name, pkg string }{
 	{"mount", "mount"},
 }
 
-// requireNode skips when the scenarios can't run here by design (not
-// root, or disabled on purpose) and fails when they should run but a
-// prerequisite is missing, in CI and out of it: a missing package must
-// never pass as a skip.
+// requireNode skips when the scenarios are disabled on purpose, skips and
+// fails the run at its end (see TestMain) when not root, and fails when
+// they should run but a prerequisite is missing, in CI and out of it: a
+// missing package or a missing root must never pass as a skip.
 func requireNode(t *testing.T) {
 	t.Helper()
 	if os.Getenv("E2E_DISABLE") == "1" {
 		t.Skip("E2E_DISABLE=1: node scenarios disabled")
 	}
 	if os.Geteuid() != 0 {
+		notRun.add(t.Name())
 		t.Skip("not root: the node scenarios need root to run containerd and the kubelet")
 	}
 	var missing []string
@@ -135,12 +136,35 @@ func goBuild(dir, out, pkg string) error {
 	return nil
 }
 
+// notRun lists the node scenarios that skipped for want of root: a run
+// that proves nothing on a real kubelet must not read "ok".
+var notRun skipped
+
+type skipped struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (s *skipped) add(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.names = append(s.names, name)
+}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	sweepStale()
 	code := m.Run()
 	if artDir != "" {
 		os.RemoveAll(artDir)
+	}
+	if len(notRun.names) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %d real-kubelet scenarios did not run (not root): %s\n"+
+			"e2e: run as root (sudo make e2e), or set E2E_DISABLE=1 to skip them on purpose\n",
+			len(notRun.names), strings.Join(notRun.names, ", "))
+		if code == 0 {
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

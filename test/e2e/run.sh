@@ -4,7 +4,8 @@
 # credential provider code, and the matchImages differential test.
 #
 # Needs root and: apt-get install -y containerd runc docker-registry apache2-utils
-# (the tests fail, naming that command, if a program is missing).
+# (the tests fail, naming that command, if a program is missing; run as non-root,
+# the node scenarios skip and the run fails, listing them).
 #
 # Knobs (environment):
 #   E2E_KUBELET_VERSIONS=v1.37.2,v1.34.4   kubelets to run the node scenarios on (default: both)
