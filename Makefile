@@ -24,7 +24,7 @@ demo:
 	$(GO) run ./test/demo
 
 # Everything: static checks, unit and binary tests, fuzz seeds, and the real-kubelet end-to-end test.
-test: lint unit e2e
+test: lint unit refresher-test e2e
 
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
@@ -33,6 +33,15 @@ lint:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The refresher (ecr-pull-secrets) is its own Go module, so client-go stays out of the plugin.
+.PHONY: refresher-test refresher-manifests
+refresher-test:
+	cd refresher && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Regenerates deploy/manifests/ecr-pull-secrets.yaml from the Helm chart (a test checks they match).
+refresher-manifests:
+	cd refresher && $(GO) run ./cmd/render-manifests
 
 e2e: e2e-deps
 	cd test/e2e && $(GO) test -count=1 -timeout 40m ./... -kubelet-versions=$(KUBELET_VERSIONS)
@@ -52,6 +61,7 @@ fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
+	cd refresher && $(GO) test ./internal/dockerconfig -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:

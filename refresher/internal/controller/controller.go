@@ -346,15 +346,26 @@ func (c *Controller) syncFailed(ns *corev1.Namespace, what string, err error) er
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// desiredData is the Secret payload for the tokens held, or nil if none is.
-func (c *Controller) desiredData() ([]byte, error) {
-	toks := c.creds.Tokens()
-	if len(toks) == 0 {
-		return nil, nil
+// desiredData is the Secret payload: the tokens held, plus, for a managed
+// registry with no token held yet, the entry the current Secret has. A
+// replica that just took the lease and cannot reach one registry then keeps
+// that registry's still-valid credential instead of dropping it.
+func (c *Controller) desiredData(current []byte) ([]byte, error) {
+	creds := map[string]dockerconfig.Credential{}
+	if current != nil {
+		if old, err := dockerconfig.Unmarshal(current); err == nil {
+			for host, cr := range old {
+				if c.hosts[strings.ToLower(host)] {
+					creds[host] = cr
+				}
+			}
+		}
 	}
-	creds := make(map[string]dockerconfig.Credential, len(toks))
-	for host, t := range toks {
+	for host, t := range c.creds.Tokens() {
 		creds[host] = dockerconfig.Credential{Username: t.Username, Password: t.Password}
+	}
+	if len(creds) == 0 {
+		return nil, nil
 	}
 	return dockerconfig.Marshal(creds)
 }
@@ -363,13 +374,13 @@ func (c *Controller) desiredData() ([]byte, error) {
 // wrote, and ok=false when the namespace must not get references to it (no
 // token yet, or a Secret of that name that is not ours).
 func (c *Controller) writeSecret(ctx context.Context, ns *corev1.Namespace) (wrote, ok bool, err error) {
-	data, err := c.desiredData()
-	if err != nil || data == nil {
-		return false, false, err
-	}
 	secrets := c.client.CoreV1().Secrets(ns.Name)
 	cur, err := secrets.Get(ctx, c.cfg.SecretName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		data, err := c.desiredData(nil)
+		if err != nil || data == nil {
+			return false, false, err
+		}
 		_, err = secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:      c.cfg.SecretName,
@@ -392,6 +403,10 @@ func (c *Controller) writeSecret(ctx context.Context, ns *corev1.Namespace) (wro
 			"a Secret named %q exists without the label %s=%s (or is not of type %s); ecr-pull-secrets leaves it alone: delete it or choose another --secret-name",
 			cur.Name, ManagedByLabel, ManagedByValue, corev1.SecretTypeDockerConfigJson)
 		return false, false, nil
+	}
+	data, err := c.desiredData(cur.Data[dockerconfig.Key])
+	if err != nil || data == nil {
+		return false, false, err
 	}
 	if bytes.Equal(cur.Data[dockerconfig.Key], data) && len(cur.Data) == 1 {
 		return false, true, nil

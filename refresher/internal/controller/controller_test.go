@@ -48,12 +48,14 @@ type fakeAWS struct {
 	clk  *testclock.FakeClock
 	gen  int
 	deny bool
+	// denyHost, when set, is the only registry denied.
+	denyHost string
 }
 
 func (f *fakeAWS) Fetch(_ context.Context, reg ecrhost.Registry) (plugin.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.deny {
+	if f.deny || f.denyHost == reg.Host {
 		// The same error the real fetcher returns for an AccessDenied answer.
 		return plugin.Token{}, token.Explain(&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: ecr:GetAuthorizationToken"}, "ecr:GetAuthorizationToken")
 	}
@@ -406,6 +408,40 @@ func TestDenialLeavesSecretAndSaysWhy(t *testing.T) {
 	e.wantCreds(fixed, 3)
 	if fixed.UID != before.UID {
 		t.Fatal("UID changed on recovery")
+	}
+}
+
+// A replica that takes the lease starts with no tokens; if one registry is
+// denied to it, that registry's entry in the Secret must survive the update
+// that refreshes the others.
+func TestNewLeaderKeepsEntriesItCannotRefresh(t *testing.T) {
+	e := newEnv(t, nil, ns("apps", nil), sa("apps", "default"))
+	e.ctrl.Refresh(context.Background())
+	e.sync("apps")
+	before, _ := e.secret("apps")
+
+	e.build(e.cfg) // the new leader: same cluster, empty token store
+	e.aws.mu.Lock()
+	e.aws.gen, e.aws.denyHost = 2, registries[1]
+	e.aws.mu.Unlock()
+	e.ctrl.Refresh(context.Background())
+	e.sync("apps")
+	after, _ := e.secret("apps")
+	got, err := dockerconfig.Unmarshal(after.Data[dockerconfig.Key])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range registries {
+		want := fmt.Sprintf("secret-2-%s", h)
+		if h == registries[1] {
+			want = fmt.Sprintf("secret-1-%s", h)
+		}
+		if got[h].Password != want {
+			t.Errorf("%s: password %q, want %q", h, got[h].Password, want)
+		}
+	}
+	if after.UID != before.UID {
+		t.Fatal("UID changed")
 	}
 }
 
