@@ -204,6 +204,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "ecr-pull-secrets"
+	// client-go's default 5 QPS would spread a refresh of a few hundred
+	// namespaces (a Secret update each) over minutes.
+	if rc.QPS == 0 {
+		rc.QPS, rc.Burst = 20, 40
+	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err

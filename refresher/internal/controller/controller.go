@@ -80,7 +80,12 @@ type Controller struct {
 	log     *slog.Logger
 	queue   workqueue.TypedRateLimitingInterface[string]
 	hosts   map[string]bool
+	// Listers, set once the informers run (nil in unit tests that call
+	// SyncNamespace directly): they let a resync skip namespaces that need
+	// nothing.
 	nsList  corelisters.NamespaceLister
+	saList  corelisters.ServiceAccountLister
+	secList corelisters.SecretLister
 }
 
 // New returns a Controller. It writes nothing until Run.
@@ -110,55 +115,11 @@ func New(client kubernetes.Interface, cfg Config, creds *credentials.Store, m *m
 // tokens fresh and reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	factory := informers.NewSharedInformerFactory(c.client, c.cfg.ResyncPeriod)
-	managed := informers.NewSharedInformerFactoryWithOptions(c.client, c.cfg.ResyncPeriod,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			sel := c.managedSecrets()
-			o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
-		}))
-	nsInf := factory.Core().V1().Namespaces()
-	c.nsList = nsInf.Lister()
-	byNamespace := func(obj any) {
-		if ns, ok := obj.(*corev1.Namespace); ok {
-			c.queue.Add(ns.Name)
-			return
-		}
-		if m, err := metaOf(obj); err == nil && m.GetNamespace() != "" {
-			c.queue.Add(m.GetNamespace())
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    byNamespace,
-		UpdateFunc: func(_, obj any) { byNamespace(obj) },
-		DeleteFunc: byNamespace,
-	}
-	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    byNamespace,
-		UpdateFunc: func(_, obj any) { byNamespace(obj) },
-	}); err != nil {
+	stop, err := c.startInformers(ctx)
+	if err != nil {
 		return err
 	}
-	saInf := factory.Core().V1().ServiceAccounts().Informer()
-	if _, err := saInf.AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: func(obj any) bool {
-			sa, ok := obj.(*corev1.ServiceAccount)
-			return ok && (slices.Contains(c.cfg.ServiceAccounts, sa.Name) || slices.Contains(attached(sa), c.cfg.SecretName))
-		},
-		Handler: cache.ResourceEventHandlerFuncs{AddFunc: byNamespace, UpdateFunc: func(_, obj any) { byNamespace(obj) }},
-	}); err != nil {
-		return err
-	}
-	secInf := managed.Core().V1().Secrets().Informer()
-	if _, err := secInf.AddEventHandler(handler); err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	managed.Start(ctx.Done())
-	defer factory.Shutdown()
-	defer managed.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nsInf.Informer().HasSynced, saInf.HasSynced, secInf.HasSynced) {
-		return errors.New("informer caches did not sync before shutdown")
-	}
+	defer stop()
 	c.log.Info("caches synced; fetching tokens", "registries", len(c.cfg.Registries))
 	for range c.cfg.Workers {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) {
@@ -168,6 +129,55 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.refreshLoop(ctx)
 	return nil
+}
+
+// startInformers starts the informers, waits for their caches and returns a
+// function that waits for them to stop after ctx ends.
+func (c *Controller) startInformers(ctx context.Context) (func(), error) {
+	factory := informers.NewSharedInformerFactory(c.client, c.cfg.ResyncPeriod)
+	managed := informers.NewSharedInformerFactoryWithOptions(c.client, c.cfg.ResyncPeriod,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			sel := c.managedSecrets()
+			o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
+		}))
+	nsInf := factory.Core().V1().Namespaces()
+	saInf := factory.Core().V1().ServiceAccounts()
+	secInf := managed.Core().V1().Secrets()
+	byNamespace := func(obj any) {
+		if ns, ok := obj.(*corev1.Namespace); ok {
+			c.queue.Add(ns.Name)
+			return
+		}
+		if m, err := metaOf(obj); err == nil && m.GetNamespace() != "" {
+			c.queue.Add(m.GetNamespace())
+		}
+	}
+	onChange := cache.ResourceEventHandlerFuncs{AddFunc: byNamespace, UpdateFunc: func(_, obj any) { byNamespace(obj) }}
+	if _, err := nsInf.Informer().AddEventHandler(onChange); err != nil {
+		return nil, err
+	}
+	if _, err := saInf.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+		FilterFunc: func(obj any) bool {
+			sa, ok := obj.(*corev1.ServiceAccount)
+			return ok && (slices.Contains(c.cfg.ServiceAccounts, sa.Name) || slices.Contains(attached(sa), c.cfg.SecretName))
+		},
+		Handler: onChange,
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := secInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: byNamespace, UpdateFunc: func(_, obj any) { byNamespace(obj) }, DeleteFunc: byNamespace,
+	}); err != nil {
+		return nil, err
+	}
+	factory.Start(ctx.Done())
+	managed.Start(ctx.Done())
+	stop := func() { factory.Shutdown(); managed.Shutdown() }
+	if !cache.WaitForCacheSync(ctx.Done(), nsInf.Informer().HasSynced, saInf.Informer().HasSynced, secInf.Informer().HasSynced) {
+		return stop, errors.New("informer caches did not sync before shutdown")
+	}
+	c.nsList, c.saList, c.secList = nsInf.Lister(), saInf.Lister(), secInf.Lister()
+	return stop, nil
 }
 
 func metaOf(obj any) (metav1.Object, error) {
@@ -300,7 +310,13 @@ func (c *Controller) Selects(ns *corev1.Namespace) bool {
 // with the current tokens and the ServiceAccounts' references in a selected
 // namespace; neither (of ours) in any other.
 func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	var ns *corev1.Namespace
+	var err error
+	if c.nsList != nil {
+		ns, err = c.nsList.Get(name) // shared cache: read only
+	} else {
+		ns, err = c.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -310,7 +326,11 @@ func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
 	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
 		return nil // everything in it is going anyway; writes would be refused
 	}
-	if !c.Selects(ns) {
+	selected := c.Selects(ns)
+	if c.inSync(ns.Name, selected) {
+		return nil
+	}
+	if !selected {
 		if _, err := c.syncServiceAccounts(ctx, name, false); err != nil {
 			return c.syncFailed(ns, "detaching the pull Secret from ServiceAccounts", err)
 		}
@@ -336,6 +356,48 @@ func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// inSync reports, from the informer caches, that a namespace needs no write.
+// It answers false whenever unsure (no caches, or a Secret that is not ours
+// and so not cached), which costs only the API reads SyncNamespace then makes.
+// Without it every resync would read each namespace's Secret and list its
+// ServiceAccounts from the API server.
+func (c *Controller) inSync(ns string, selected bool) bool {
+	if c.secList == nil || c.saList == nil {
+		return false
+	}
+	sas, err := c.saList.ServiceAccounts(ns).List(labels.Everything())
+	if err != nil {
+		return false
+	}
+	sec, err := c.secList.Secrets(ns).Get(c.cfg.SecretName)
+	if !selected {
+		if err == nil {
+			return false
+		}
+		for _, sa := range sas {
+			if slices.Contains(attached(sa), c.cfg.SecretName) {
+				return false
+			}
+		}
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	data, err := c.desiredData(sec.Data[dockerconfig.Key])
+	if err != nil || data == nil || len(sec.Data) != 1 || !bytes.Equal(data, sec.Data[dockerconfig.Key]) {
+		return false
+	}
+	for _, sa := range sas {
+		want := slices.Contains(c.cfg.ServiceAccounts, sa.Name)
+		has := slices.ContainsFunc(sa.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == c.cfg.SecretName })
+		if want && !has || !want && slices.Contains(attached(sa), c.cfg.SecretName) {
+			return false
+		}
+	}
+	return true
 }
 
 // syncFailed records a namespace's failure as an Event on the Namespace:

@@ -559,6 +559,36 @@ func TestRunFollowsNamespacesCreatedLater(t *testing.T) {
 	})
 }
 
+// A resync of namespaces that need nothing is answered from the informer
+// caches, without API calls; a new token makes the same sync write.
+func TestResyncOfSyncedNamespacesCallsNoAPI(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Namespaces = []string{"apps"} },
+		ns("apps", nil), ns("other", nil), sa("apps", "default", "x"), sa("apps", "web"), sa("other", "default"))
+	ctx, cancel := context.WithCancel(context.Background())
+	stop, err := e.ctrl.startInformers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); stop() }()
+	e.ctrl.Refresh(ctx)
+	e.sync("apps", "other")
+	eventually(t, "the caches see the written Secret and ServiceAccount", func() bool {
+		return e.ctrl.inSync("apps", true)
+	})
+	e.client.ClearActions()
+	e.sync("apps", "other")
+	if acts := e.client.Actions(); len(acts) != 0 {
+		t.Fatalf("resync of synced namespaces called the API %d times, first: %v", len(acts), acts[0])
+	}
+
+	e.aws.set(2, false)
+	e.clk.Step(6 * time.Hour)
+	e.ctrl.Refresh(ctx)
+	e.sync("apps")
+	s, _ := e.secret("apps")
+	e.wantCreds(s, 2)
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	// Generous: the informers run on a shared, loaded machine. This waits
