@@ -2,8 +2,11 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubecred/ecr-credential-provider/refresher/internal/manifests"
 )
 
 func TestFlags(t *testing.T) {
@@ -34,5 +37,41 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := parse([]string{"stray"}); err == nil {
 		t.Error("a positional argument was accepted")
+	}
+}
+
+// TestChartArgsParse renders the chart's Deployment and parses its args with
+// this binary's flags, so a flag the chart passes cannot be one the binary
+// does not have.
+func TestChartArgsParse(t *testing.T) {
+	out, err := manifests.Render("../../../deploy/charts/ecr-pull-secrets", map[string]any{
+		"registries": []any{"public.ecr.aws"}, "namespaceSelector": "team=a", "restartImagePullBackOff": true,
+		"extraArgs": []any{"--min-retry=30s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	inArgs := false
+	for _, line := range strings.Split(out, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "args:":
+			inArgs = true
+		case inArgs && strings.HasPrefix(trimmed, "- "):
+			args = append(args, strings.TrimPrefix(trimmed, "- "))
+		case inArgs && !strings.HasPrefix(trimmed, "#"):
+			inArgs = false
+		}
+	}
+	if len(args) < 5 {
+		t.Fatalf("found no args in the rendered Deployment: %v", args)
+	}
+	c, err := parse(args)
+	if err != nil {
+		t.Fatalf("the binary rejects the chart's args %v: %v", args, err)
+	}
+	if !c.RestartImagePullBackOff || c.NamespaceSelector != "team=a" || c.MinRetry != 30*time.Second || c.LeaseName != "ecr-pull-secrets" {
+		t.Fatalf("args did not carry the values: %+v", c)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
 
@@ -146,5 +148,46 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	}
 	if _, err := Render(chartDir, map[string]any{"namespaces": []any{"a"}, "namespaceSelector": "x=y"}); err == nil {
 		t.Error("both namespaces and a selector rendered")
+	}
+}
+
+// TestObjectsDecodeStrictly decodes every rendered object into its
+// Kubernetes type, rejecting unknown or misplaced fields, for the default
+// values and with every option on.
+func TestObjectsDecodeStrictly(t *testing.T) {
+	for name, overrides := range map[string]map[string]any{
+		"plain": PlainOverrides(),
+		"all options": {
+			"registries": []any{"public.ecr.aws"}, "namespaces": []any{"a", "b"}, "restartImagePullBackOff": true,
+			"aws":            map[string]any{"region": "eu-west-1", "env": map[string]any{"AWS_USE_FIPS_ENDPOINT": "true"}},
+			"extraArgs":      []any{"--min-retry=30s"},
+			"nodeSelector":   map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":    []any{map[string]any{"key": "k", "operator": "Exists"}},
+			"podAnnotations": map[string]any{"a": "b"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Render(chartDir, overrides)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
+			kinds := map[string]bool{}
+			for _, d := range strings.Split(s, "\n---\n") {
+				if !strings.Contains(d, "kind:") {
+					continue
+				}
+				_, gvk, err := dec.Decode([]byte(d), nil, nil)
+				if err != nil {
+					t.Fatalf("%v in\n%s", err, d)
+				}
+				kinds[gvk.Kind] = true
+			}
+			for _, k := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"} {
+				if !kinds[k] {
+					t.Errorf("no %s rendered", k)
+				}
+			}
+		})
 	}
 }
