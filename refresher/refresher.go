@@ -59,6 +59,8 @@ type Config struct {
 	// when set, is used instead of either.
 	Kubeconfig string
 	RestConfig *rest.Config
+	// Client, when set, is used instead of building one (tests).
+	Client kubernetes.Interface
 
 	// Registries are ECR registry hosts (private in any partition, FIPS or
 	// dual-stack, or public.ecr.aws).
@@ -190,17 +192,13 @@ func (c *Config) restConfig() (*rest.Config, error) {
 	return rc, nil
 }
 
-// Run runs the refresher until ctx ends (returning nil) or it loses the
-// lease or fails (returning why). Only the replica holding the Lease writes.
-func Run(ctx context.Context, cfg Config) error {
-	regs, sel, err := cfg.validate()
-	if err != nil {
-		return err
+func (c *Config) client() (kubernetes.Interface, error) {
+	if c.Client != nil {
+		return c.Client, nil
 	}
-	log := cfg.Logger
-	rc, err := cfg.restConfig()
+	rc, err := c.restConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "ecr-pull-secrets"
@@ -209,7 +207,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 20, 40
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	return kubernetes.NewForConfig(rc)
+}
+
+// Run runs the refresher until ctx ends (returning nil) or it loses the
+// lease or fails (returning why). Only the replica holding the Lease writes.
+func Run(ctx context.Context, cfg Config) error {
+	regs, sel, err := cfg.validate()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger
+	client, err := cfg.client()
 	if err != nil {
 		return err
 	}
