@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +49,14 @@ func TestRunTwoReplicasOneWriter(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "infra"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "default"}},
 	)
+	ports := map[string]string{}
 	replica := func(id string) (context.CancelFunc, chan error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[id] = ln.Addr().String()
+		ln.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -54,7 +64,7 @@ func TestRunTwoReplicasOneWriter(t *testing.T) {
 				Client: client, Registries: []string{host}, Namespaces: []string{"apps"},
 				LeaderElection: true, LeaseNamespace: "infra", Identity: id,
 				LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
-				MetricsAddr: "127.0.0.1:0",
+				MetricsAddr: ports[id],
 				Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 			})
 		}()
@@ -83,6 +93,16 @@ func TestRunTwoReplicasOneWriter(t *testing.T) {
 	waitFor(t, "replica a leads and writes the Secret", func() bool {
 		return holder() == "a" && secretPassword() == emu.PasswordFor(emu.InstanceARN())
 	})
+	metrics := scrape(t, ports["a"])
+	if !strings.Contains(metrics, "\necr_pull_secrets_leader 1\n") {
+		t.Error("leader's /metrics does not say it leads")
+	}
+	gauge := `ecr_pull_secrets_token_expiry_seconds{registry="` + host + `"} `
+	_, rest, ok := strings.Cut(metrics, gauge)
+	left, err := strconv.ParseFloat(strings.Fields(rest + " x")[0], 64)
+	if !ok || err != nil || left < 11*3600 || left > 12*3600 {
+		t.Errorf("token expiry gauge %q: want the emulator's 12h token, counting down", strings.Fields(rest + " x")[0])
+	}
 	cancelB, doneB := replica("b")
 	defer func() {
 		cancelB()
@@ -107,6 +127,20 @@ func TestRunTwoReplicasOneWriter(t *testing.T) {
 	if _, err := client.CoreV1().Secrets("infra").Get(context.Background(), DefaultSecretName, metav1.GetOptions{}); err == nil {
 		t.Fatal("Secret written in an unselected namespace")
 	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
