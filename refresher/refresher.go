@@ -3,6 +3,12 @@
 // selected namespaces and attaches it to their ServiceAccounts, for clusters
 // whose kubelet cannot run the credential provider plugin. Run is the whole
 // program; cmd/ecr-pull-secrets only parses flags into a Config.
+//
+// AWS credentials and endpoints come from the SDK's default chain and its
+// environment, so a test points the refresher at internal/awsemu with the
+// emulator's Env (AWS_ENDPOINT_URL_ECR and friends), exactly as for the
+// plugin; short lease and retry settings (--leader-elect-lease-duration,
+// --min-retry) make failover and backoff quick to observe.
 package refresher
 
 import (

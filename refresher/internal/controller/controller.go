@@ -233,17 +233,29 @@ func (c *Controller) Refresh(ctx context.Context) time.Time {
 // looks at (kubectl describe secret). The recorder folds repeats into one
 // Event with a count.
 func (c *Controller) reportFailure(ctx context.Context, r credentials.Result) {
-	secrets, err := c.client.CoreV1().Secrets("").List(ctx, c.managedSecrets())
-	if err != nil {
-		c.log.Error("listing managed Secrets to report a failure", "err", err)
-		return
+	var secrets []*corev1.Secret
+	if c.secList != nil {
+		all, err := c.secList.List(labels.Everything())
+		if err != nil {
+			c.log.Error("listing managed Secrets to report a failure", "err", err)
+			return
+		}
+		secrets = all
+	} else {
+		list, err := c.client.CoreV1().Secrets("").List(ctx, c.managedSecrets())
+		if err != nil {
+			c.log.Error("listing managed Secrets to report a failure", "err", err)
+			return
+		}
+		for i := range list.Items {
+			secrets = append(secrets, &list.Items[i])
+		}
 	}
-	held := "no token was ever fetched for it"
+	held := "this replica holds no token for it yet; the Secret keeps the entry it has, if any"
 	if !r.ExpiresAt.IsZero() {
 		held = "the Secret keeps the current token, valid until " + r.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	for i := range secrets.Items {
-		s := &secrets.Items[i]
+	for _, s := range secrets {
 		if s.Name != c.cfg.SecretName {
 			continue
 		}
