@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -570,6 +571,29 @@ func TestResyncOfSyncedNamespacesCallsNoAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); stop() }()
+	// RBAC grants list/watch on Secrets only by name: every Secret list or
+	// watch must carry the metadata.name field selector, or the API server
+	// refuses it.
+	secretReads := 0
+	for _, a := range e.client.Actions() {
+		if a.GetResource().Resource != "secrets" || (a.GetVerb() != "list" && a.GetVerb() != "watch") {
+			continue
+		}
+		secretReads++
+		var f fields.Selector
+		switch a := a.(type) {
+		case k8stesting.ListAction:
+			f = a.GetListRestrictions().Fields
+		case k8stesting.WatchAction:
+			f = a.GetWatchRestrictions().Fields
+		}
+		if name, ok := f.RequiresExactMatch("metadata.name"); !ok || name != "ecr-pull-secret" {
+			t.Fatalf("%s of Secrets without the name field selector (%v): RBAC would refuse it", a.GetVerb(), f)
+		}
+	}
+	if secretReads == 0 {
+		t.Fatal("the informers never listed Secrets: the check above proved nothing")
+	}
 	e.ctrl.Refresh(ctx)
 	e.sync("apps", "other")
 	eventually(t, "the caches see the written Secret and ServiceAccount", func() bool {
