@@ -18,6 +18,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ecr-credential-provider
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/awsemu ./cmd/awsemu
+	cd refresher && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-pull-secrets ./cmd/ecr-pull-secrets
 
 # The plugin answering as the kubelet would ask, against the local AWS emulator.
 demo:
