@@ -22,13 +22,14 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ecr-credential-provider
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/awsemu ./cmd/awsemu
+	cd refresher && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-pull-secrets ./cmd/ecr-pull-secrets
 
 # The plugin answering as the kubelet would ask, against the local AWS emulator.
 demo:
 	$(GO) run ./test/demo
 
 # Everything: static checks, unit and binary tests, fuzz seeds, and the real-kubelet end-to-end test.
-test: lint unit e2e
+test: lint unit refresher-test e2e
 
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
@@ -38,6 +39,15 @@ lint:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The refresher (ecr-pull-secrets) is its own Go module, so client-go stays out of the plugin.
+.PHONY: refresher-test refresher-manifests
+refresher-test:
+	cd refresher && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Regenerates deploy/manifests/ecr-pull-secrets.yaml from the Helm chart (a test checks they match).
+refresher-manifests:
+	cd refresher && $(GO) run ./cmd/render-manifests
 
 # -v streams progress: each kubelet build with its time, each scenario with its result.
 # Node scenarios that cannot run (not root) fail the run with a list of what did not run.
@@ -67,6 +77,7 @@ fuzz:
 	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzDecodeClaims -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/kubeapi -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/doctor -run '^$$' -fuzz FuzzEvaluateTrust -fuzztime $(FUZZTIME)
+	cd refresher && $(GO) test ./internal/dockerconfig -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:
