@@ -77,6 +77,8 @@ type Fetcher interface {
 type Config struct {
 	// Cache is the node's disk cache; nil runs without one.
 	Cache *cache.Dir
+	// Hosts decides which registry hosts get a token at all.
+	Hosts ecrhost.Policy
 	// Timeout bounds the whole run, kept well inside the kubelet's 60s kill.
 	Timeout time.Duration
 	// RefreshTimeout bounds a refresh when a valid token is already at hand.
@@ -206,6 +208,9 @@ type call struct {
 func (cfg *Config) resolve(req protocol.Request) (call, error) {
 	reg, err := ecrhost.Parse(req.Image)
 	if err != nil {
+		return call{}, err
+	}
+	if err := cfg.Hosts.Check(reg); err != nil {
 		return call{}, err
 	}
 	id, err := IdentityFor(req, cfg.RoleAnnotations, cfg.Getenv)
