@@ -317,7 +317,6 @@ func TestCacheKeySeparatesIdentitiesAndEndpoints(t *testing.T) {
 	base := plugin.CacheKey(parse(image), noEnv)
 	differs := map[string]string{
 		"other region":  plugin.CacheKey(parse("123456789012.dkr.ecr.us-west-2.amazonaws.com/app"), noEnv),
-		"other account": plugin.CacheKey(parse("210987654321.dkr.ecr.us-east-1.amazonaws.com/app"), noEnv),
 		"fips":          plugin.CacheKey(parse("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app"), noEnv),
 		"dual-stack":    plugin.CacheKey(parse("123456789012.dkr-ecr.us-east-1.on.aws/app"), noEnv),
 		"profile":       plugin.CacheKey(parse(image), env(map[string]string{"AWS_PROFILE": "prod"})),
@@ -335,6 +334,9 @@ func TestCacheKeySeparatesIdentitiesAndEndpoints(t *testing.T) {
 	}
 	if plugin.CacheKey(parse(image+":tag"), noEnv) != base || plugin.CacheKey(parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/other"), noEnv) != base {
 		t.Error("repositories of one registry should share the token")
+	}
+	if plugin.CacheKey(parse("210987654321.dkr.ecr.us-east-1.amazonaws.com/app"), noEnv) != base {
+		t.Error("registries of one region should share the node's token, whatever their account")
 	}
 }
 
