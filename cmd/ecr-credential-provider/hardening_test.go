@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -245,5 +246,44 @@ func TestBadSettingsAndInputOneLine(t *testing.T) {
 	}
 	if line := oneLine(t, "/dev/null", errb.String()); strings.Contains(line, "Ctrl-D") {
 		t.Fatalf("prompted with stdin not a terminal: %q", line)
+	}
+}
+
+// A node-restart storm in miniature: nodes with a cache dir each start at
+// once, each pulling from registries in several accounts of one region,
+// with GetAuthorizationToken behind a token bucket. Every call gets a
+// token, and each node costs one successful GetAuthorizationToken however
+// many accounts it pulls from.
+func TestRestartStormCostsOneCallPerNode(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	n.emu.SetRateLimit(awsemu.TargetECR, awsemu.RateLimit{PerSecond: 5, Burst: 2})
+	const nodes = 6
+	accounts := []string{"111111111111", "222222222222", "333333333333"}
+	results := make([][]result, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := []string{"ECR_CREDENTIAL_PROVIDER_CACHE_DIR=" + filepath.Join(t.TempDir(), "cache")}
+			for _, acct := range accounts {
+				results[i] = append(results[i], n.runEnv(env, request(protocol.V1, acct+".dkr.ecr.us-east-1.amazonaws.com/app")))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, rs := range results {
+		for j, r := range rs {
+			if host := accounts[j] + ".dkr.ecr.us-east-1.amazonaws.com"; r.code != 0 || r.resp.Auth[host].Password == "" {
+				t.Fatalf("node %d, account %s: exit %d: %s", i, accounts[j], r.code, r.stderr)
+			}
+		}
+	}
+	st := n.emu.Stats().Op(awsemu.TargetECR, "GetAuthorizationToken")
+	if st.Status[200] != nodes {
+		t.Fatalf("%d nodes made %d successful GetAuthorizationToken calls, want one each", nodes, st.Status[200])
+	}
+	if st.Status[400] == 0 {
+		t.Fatalf("the token bucket throttled nothing (%v): the storm did not test retrying", st.Status)
 	}
 }

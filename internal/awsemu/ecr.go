@@ -13,7 +13,7 @@ func (c *call) serveECR() {
 	if !c.preamble() {
 		return
 	}
-	if !c.authenticate(c.rec.Target) || c.injectedError() {
+	if !c.authenticate(c.rec.Target) || c.injectedError() || c.rateLimited() {
 		return
 	}
 	if c.rec.Operation != "GetAuthorizationToken" {
