@@ -97,8 +97,9 @@ func refusal(name string) string {
 			return "it looks like an AWS host (" + d + ") but is not a valid ECR registry host"
 		}
 	}
-	if strings.Contains(dotted, ".dkr.ecr") || strings.Contains(dotted, ".dkr-ecr") {
-		return "it looks like an ECR host but is not a valid one"
+	if strings.Contains(dotted, ".dkr.ecr") || strings.Contains(dotted, ".dkr-ecr") ||
+		strings.Contains(name, "amazonaws") || strings.Contains(name, "amazonwebservices") {
+		return "it looks like an AWS or ECR host but is not a valid ECR registry host"
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -203,4 +204,21 @@ func TestTokenLifeUsesAWSClock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever arrives on stdin, ReadStdin returns a prefix of it or an error,
+// and never more than the request limit plus one read.
+func FuzzReadStdin(f *testing.F) {
+	f.Add([]byte(`{"kind":"CredentialProviderRequest"}`))
+	f.Add([]byte(`{"a":"}"}  {`))
+	f.Add([]byte("   \n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		data, err := plugin.ReadStdin(bytes.NewReader(in), 10*time.Second)
+		if !bytes.HasPrefix(in, data) {
+			t.Fatalf("returned %q, not a prefix of the input", data)
+		}
+		if err == nil && len(data) < len(in) && !json.Valid(data) {
+			t.Fatalf("stopped early at %q without a complete value", data)
+		}
+	})
 }
