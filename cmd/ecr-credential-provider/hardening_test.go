@@ -287,3 +287,28 @@ func TestRestartStormCostsOneCallPerNode(t *testing.T) {
 		t.Fatalf("the token bucket throttled nothing (%v): the storm did not test retrying", st.Status)
 	}
 }
+
+// With the node's clock hours off AWS's, the token's life is still
+// measured on AWS's (the response's Date), so the kubelet keeps it for
+// about 6 hours, and a second call is a cache hit.
+func TestNodeClockOffAWS(t *testing.T) {
+	for name, skew := range map[string]time.Duration{"node 6h behind": 6 * time.Hour, "node 13h ahead": -13 * time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			// MaxSkew: the emulator still accepts the node's signatures, as
+			// AWS does once the SDK has corrected its signing clock.
+			n := newNode(t, awsemu.Options{Now: func() time.Time { return time.Now().Add(skew) }, MaxSkew: 24 * time.Hour})
+			for i := range 2 {
+				r := n.run(request(protocol.V1, privateImg))
+				if r.code != 0 {
+					t.Fatalf("call %d: exit %d: %s", i, r.code, r.stderr)
+				}
+				if d := r.resp.CacheDuration.Duration; d > 6*time.Hour || d < 5*time.Hour {
+					t.Fatalf("call %d: cacheDuration %v, want about 6h", i, d)
+				}
+			}
+			if got := ecrCalls(n); got != 1 {
+				t.Fatalf("two calls made %d GetAuthorizationToken calls, want 1", got)
+			}
+		})
+	}
+}

@@ -25,6 +25,8 @@ func (c *call) serveECR() {
 		return
 	}
 	s := c.s
+	// AWS's clock, as the SDK reads it: the response's Date.
+	c.w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.PasswordFor(c.rec.Principal)))
 	expiresAt := s.opts.Now().Add(s.opts.TokenTTL).Unix()
 	if c.rec.Target == TargetECRPublic {
