@@ -37,7 +37,7 @@ func ReadStdin(r io.Reader, timeout time.Duration) ([]byte, error) {
 
 func readRequest(r io.Reader) ([]byte, error) {
 	var data []byte
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 4<<10)
 	for {
 		n, err := r.Read(buf)
 		data = append(data, buf[:n]...)
