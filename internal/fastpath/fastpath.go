@@ -22,6 +22,7 @@ package fastpath
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,7 +67,7 @@ func Answer(args []string, getenv func(string) string, stdin *os.File, stdout, s
 		return 0, false, nil
 	}
 	data, err := plugin.ReadStdin(stdin, flags.Timeout)
-	if data == nil && err != nil {
+	if errors.Is(err, plugin.ErrStdinTimeout) {
 		// Stdin never delivered a request within the deadline: nothing was
 		// written, and the full path could only wait again.
 		fmt.Fprintf(stderr, "ecr-credential-provider: %v\n", err)
