@@ -1,6 +1,7 @@
 // Package ecrhost holds the rules that turn an image reference into an ECR
 // registry: its host, account, region, partition, and whether it is FIPS,
-// dual-stack or ECR Public. Nothing here touches the network.
+// dual-stack or ECR Public; and the policy of which hosts may be given the
+// node's token at all (Policy). Nothing here touches the network.
 package ecrhost
 
 import (
