@@ -301,6 +301,9 @@ func (d *Dir) Lock(ctx context.Context, key string) (*Lock, error) {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
+			// A lock in use is never old: the sweep goes by mtime.
+			now := syscall.NsecToTimeval(time.Now().UnixNano())
+			syscall.Futimes(int(f.Fd()), []syscall.Timeval{now, now})
 			return &Lock{f: f}, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {

@@ -186,3 +186,25 @@ func TestGetRejectsImplausibleTimes(t *testing.T) {
 		}
 	}
 }
+
+// A lock taken recently is kept by the sweep, however old its file.
+func TestSweepKeepsLocksInUse(t *testing.T) {
+	d := openTemp(t)
+	lock := filepath.Join(d.Path(), "busy.lock")
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-72 * time.Hour)
+	os.Chtimes(lock, past, past)
+	l, err := d.Lock(context.Background(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if err := d.Put(entry("busy")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(lock); err != nil {
+		t.Fatalf("the sweep removed a lock in use: %v", err)
+	}
+}
