@@ -312,3 +312,19 @@ func TestNodeClockOffAWS(t *testing.T) {
 		})
 	}
 }
+
+// A node with no credentials anywhere gets one line that says what the
+// SDK tried and how to give it credentials outside EC2.
+func TestNoCredentialsSaysWhatToDo(t *testing.T) {
+	n := newNode(t, awsemu.Options{})
+	r := n.runEnv([]string{"AWS_EC2_METADATA_DISABLED=true"}, request(protocol.V1, privateImg))
+	if r.code == 0 || r.stdout != "" {
+		t.Fatalf("exit %d stdout %q", r.code, r.stdout)
+	}
+	line := oneLine(t, "stderr", r.stderr)
+	for _, want := range []string{"no AWS credentials", "fix:", "credential_process", "AWS_PROFILE"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("%q does not mention %q", line, want)
+		}
+	}
+}
