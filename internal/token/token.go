@@ -413,10 +413,14 @@ func explain(err error, action string) error {
 		return fmt.Errorf("%s did not complete in time: %w", action, err)
 	}
 	if strings.Contains(err.Error(), noCredentials) {
-		var op *smithy.OperationError
+		// Name only IMDS's own failure, not the chain's wrapping of it.
 		cause := err
-		for errors.As(cause, &op) && op.Service() != "ec2imds" {
-			cause = op.Err
+		var op *smithy.OperationError
+		for e := err; errors.As(e, &op); e = op.Err {
+			if op.Service() == "ec2imds" {
+				cause = op.Err
+				break
+			}
 		}
 		return fmt.Errorf("%s failed: no AWS credentials: the SDK tried the environment (AWS_ACCESS_KEY_ID), the shared config and credentials files (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) and the EC2 instance metadata service, IMDS (%v); fix: on EC2 attach an instance profile with AmazonEC2ContainerRegistryReadOnly; outside EC2 give the provider's env AWS_PROFILE with a profile using credential_process (IAM Roles Anywhere's aws_signing_helper), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
 			action, oneLine(cause))
