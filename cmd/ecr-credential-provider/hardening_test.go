@@ -6,6 +6,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,5 +327,32 @@ func TestNoCredentialsSaysWhatToDo(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("%q does not mention %q", line, want)
 		}
+	}
+}
+
+// When STS is what fails on the per-pod path, the one line names STS and
+// its permission, not ECR's.
+func TestPerPodSTSFailureNamesSTS(t *testing.T) {
+	for name, setup := range map[string]func(*awsemu.Server, string){
+		"throttled": func(e *awsemu.Server, _ string) {
+			e.SetFault(awsemu.TargetSTS, awsemu.Fault{ErrorRate: 1, Kind: awsemu.FaultThrottle})
+		},
+		"role refused": func(e *awsemu.Server, role string) { e.RefuseRole(role) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := newNode(t, awsemu.Options{})
+			role := "arn:aws:iam::210987654321:role/team-a-puller"
+			setup(n.emu, role)
+			in := fmt.Sprintf(`{"kind":"CredentialProviderRequest","apiVersion":%q,"image":%q,"serviceAccountToken":"a.b.c","serviceAccountAnnotations":{"eks.amazonaws.com/ecr-role-arn":%q}}`,
+				protocol.V1, privateImg, role)
+			r := n.run(in, "--timeout", "10s")
+			if r.code == 0 || r.stdout != "" {
+				t.Fatalf("exit %d stdout %q", r.code, r.stdout)
+			}
+			line := oneLine(t, "stderr", r.stderr)
+			if !strings.Contains(line, "STS") || !strings.Contains(line, "sts:AssumeRoleWithWebIdentity") || strings.Contains(line, "ecr:GetAuthorizationToken") {
+				t.Fatalf("%q: want STS and sts:AssumeRoleWithWebIdentity named, not ecr:GetAuthorizationToken", line)
+			}
+		})
 	}
 }

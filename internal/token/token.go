@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -290,16 +291,51 @@ func ECRPublicClient(cfg aws.Config, reg ecrhost.Registry) *ecrpublic.Client {
 // WithIdentity returns cfg with credentials for id: unchanged for the node's
 // identity, or the role assumed with the pod's service account token.
 func (f *Fetcher) WithIdentity(cfg aws.Config, id plugin.Identity) aws.Config {
+	cfg, _ = f.withIdentity(cfg, id)
+	return cfg
+}
+
+func (f *Fetcher) withIdentity(cfg aws.Config, id plugin.Identity) (aws.Config, *stsRecorder) {
 	if !id.PerPod() {
-		return cfg
+		return cfg, nil
 	}
 	client := sts.NewFromConfig(cfg)
-	provider := stscreds.NewWebIdentityRoleProvider(client, id.RoleARN, staticToken(id.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) {
+	provider := &stsRecorder{CredentialsProvider: stscreds.NewWebIdentityRoleProvider(client, id.RoleARN, staticToken(id.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) {
 		o.RoleSessionName = f.opts.SessionName
-	})
+	})}
 	cfg = cfg.Copy()
 	cfg.Credentials = aws.NewCredentialsCache(provider)
-	return cfg
+	return cfg, provider
+}
+
+// stsRecorder remembers why assuming the pod's role failed: when STS runs
+// out the deadline, the ECR call's error says only that getting its
+// credentials was cancelled, and the operator would chase ECR's policy.
+type stsRecorder struct {
+	aws.CredentialsProvider
+	mu  sync.Mutex
+	ok  bool
+	err error
+}
+
+func (r *stsRecorder) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := r.CredentialsProvider.Retrieve(ctx)
+	r.mu.Lock()
+	r.ok, r.err = err == nil, err
+	r.mu.Unlock()
+	return c, err
+}
+
+// failed reports whether the role was never assumed, and STS's error if it
+// answered one. The SDK's credentials cache lets STS retries run on after
+// the caller's deadline, so a call can fail with STS still retrying.
+func (r *stsRecorder) failed() (bool, error) {
+	if r == nil {
+		return false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.ok, r.err
 }
 
 type staticToken string
@@ -317,16 +353,29 @@ func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id plugin.Ide
 	if err != nil {
 		return plugin.Token{}, err
 	}
-	cfg = f.WithIdentity(cfg, id)
+	cfg, assumed := f.withIdentity(cfg, id)
+	var tok plugin.Token
 	if reg.Public {
 		client := ECRPublicClient(cfg, reg)
 		f.logEndpoint(client.Options().BaseEndpoint, "AWS_ENDPOINT_URL_ECR_PUBLIC", reg)
-		return FetchPublic(ctx, client)
+		tok, err = FetchPublic(ctx, client)
+	} else {
+		client := ECRClient(cfg, reg)
+		f.logEndpoint(client.Options().BaseEndpoint, "AWS_ENDPOINT_URL_ECR", reg)
+		f.opts.Logger.Info("calling ecr:GetAuthorizationToken", "region", cfg.Region, "fips", reg.FIPS, "dualStack", reg.DualStack, "perPodRole", id.RoleARN)
+		tok, err = FetchPrivate(ctx, client)
 	}
-	client := ECRClient(cfg, reg)
-	f.logEndpoint(client.Options().BaseEndpoint, "AWS_ENDPOINT_URL_ECR", reg)
-	f.opts.Logger.Info("calling ecr:GetAuthorizationToken", "region", cfg.Region, "fips", reg.FIPS, "dualStack", reg.DualStack, "perPodRole", id.RoleARN)
-	return FetchPrivate(ctx, client)
+	if failed, stsErr := assumed.failed(); err != nil && failed {
+		if stsErr == nil {
+			// STS is still retrying: what ended the call is the deadline.
+			stsErr = context.Cause(ctx)
+			if stsErr == nil {
+				stsErr = context.DeadlineExceeded
+			}
+		}
+		return plugin.Token{}, Explain(stsErr, "sts:AssumeRoleWithWebIdentity")
+	}
+	return tok, err
 }
 
 func (f *Fetcher) logEndpoint(endpoint *string, env string, reg ecrhost.Registry) {
