@@ -103,6 +103,7 @@ type Server struct {
 	imdsCred   *credential
 	imdsTokens map[string]time.Time
 	faults     map[string]Fault
+	limits     map[string]*bucket         // token buckets, by target (ratelimit.go)
 	denies     map[string]map[string]bool // action -> principal ARN ("" = everyone)
 	refused    map[string]bool            // role ARNs STS refuses to assume
 	stats      map[string]*OpStats        // "target/operation"

@@ -13,7 +13,7 @@ func (c *call) serveECR() {
 	if !c.preamble() {
 		return
 	}
-	if !c.authenticate(c.rec.Target) || c.injectedError() {
+	if !c.authenticate(c.rec.Target) || c.injectedError() || c.rateLimited() {
 		return
 	}
 	if c.rec.Operation != "GetAuthorizationToken" {
@@ -25,6 +25,8 @@ func (c *call) serveECR() {
 		return
 	}
 	s := c.s
+	// AWS's clock, as the SDK reads it: the response's Date.
+	c.w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.PasswordIn(c.rec.Principal, c.rec.Region)))
 	expiresAt := s.opts.Now().Add(s.opts.TokenTTL).Unix()
 	if c.rec.Target == TargetECRPublic {

@@ -5,7 +5,12 @@
 // Entries are 0600 files in a 0700 directory owned by the running user,
 // written with a temp file and rename, opened without following symlinks.
 // Anything that fails those checks, or does not parse, or belongs to another
-// key, is treated as absent and replaced on the next write.
+// key, or claims an implausible life, is treated as absent and replaced on
+// the next write. Every directory above the cache must be owned by root or
+// the running user and not writable by others (unless sticky, as /tmp is),
+// as sshd's StrictModes requires of ~/.ssh: otherwise another user could
+// swap a parent and plant or read tokens. Writes sweep temp files left by
+// killed writers and entries whose tokens expired long ago.
 package cache
 
 import (
@@ -38,6 +43,27 @@ type Entry struct {
 }
 
 const entryVersion = 1
+
+// MaxLife is the longest life a token can have: ECR and ECR Public issue
+// 12-hour tokens. An entry claiming longer is corrupt.
+const MaxLife = 12 * time.Hour
+
+// futureSlack is how far in the future an entry's fetch time may lie before
+// the entry is taken for corrupt (or the clock for stepped back).
+const futureSlack = 5 * time.Minute
+
+// Sweep ages: a temp file older than tempMaxAge has no live writer (writes
+// take milliseconds), and an entry untouched for staleAge holds a token
+// that expired long ago.
+const (
+	tempMaxAge = time.Minute
+	staleAge   = 48 * time.Hour
+)
+
+// ErrUnavailable marks a lock that cannot be had for a reason other than
+// another process holding it: the lock file cannot be created or opened, or
+// is not a regular file. The caller answers without the cache.
+var ErrUnavailable = errors.New("the disk cache's lock is unavailable")
 
 // Valid reports whether the token can still be used at now.
 func (e Entry) Valid(now time.Time) bool { return now.Before(e.ExpiresAt) }
@@ -103,7 +129,40 @@ func Open(dir string) (*Dir, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("cache directory %s is open to other users (mode %o): run 'chmod 700 %s'", dir, fi.Mode().Perm(), dir)
 	}
+	if err := checkParents(dir); err != nil {
+		return nil, err
+	}
 	return &Dir{path: dir}, nil
+}
+
+// checkParents applies StrictModes to every directory above dir: each must
+// be owned by root or this user, and not writable by group or others unless
+// its sticky bit keeps them from renaming what they do not own. Symlinks
+// among the parents are followed and their targets checked.
+func checkParents(dir string) error {
+	if !path.IsAbs(dir) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("cache directory %s: %w", dir, err)
+		}
+		dir = path.Join(wd, dir)
+	}
+	for p := path.Dir(dir); ; p = path.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("cache directory %s: %w", dir, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || (st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+			return fmt.Errorf("cache directory %s: parent %s is owned by another user (uid %d): refusing to use it", dir, p, st.Uid)
+		}
+		if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			return fmt.Errorf("cache directory %s: parent %s is writable by other users (mode %o): refusing to use it; run 'chmod go-w %s'", dir, p, fi.Mode().Perm(), p)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }
 
 // Path is the directory's path.
@@ -140,7 +199,8 @@ func (d *Dir) Get(key string) (Entry, bool) {
 	}
 	var e Entry
 	if json.Unmarshal(data, &e) != nil || e.Version != entryVersion || e.Key != key ||
-		e.Username == "" || e.Password == "" || e.ExpiresAt.IsZero() || !e.FetchedAt.Before(e.ExpiresAt) {
+		e.Username == "" || e.Password == "" || e.ExpiresAt.IsZero() || !e.FetchedAt.Before(e.ExpiresAt) ||
+		e.ExpiresAt.Sub(e.FetchedAt) > MaxLife || e.FetchedAt.After(time.Now().Add(futureSlack)) {
 		return Entry{}, false
 	}
 	return e, true
@@ -177,7 +237,37 @@ func (d *Dir) Put(e Entry) error {
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
+	d.sweep()
 	return nil
+}
+
+// sweep removes what no live process needs: temp files of writers killed
+// before their rename (each holds a password), and entries and locks not
+// touched for staleAge. Removing a lock file races only with a process that
+// opens it in the same instant, which then fetches once more; it cannot
+// serve a wrong token. Errors are ignored: the sweep is housekeeping.
+func (d *Dir) sweep() {
+	f, err := os.Open(d.path)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	now := time.Now()
+	for _, n := range names {
+		maxAge := staleAge
+		switch {
+		case strings.HasPrefix(n, ".tmp-"):
+			maxAge = tempMaxAge
+		case strings.HasSuffix(n, ".json"), strings.HasSuffix(n, ".lock"):
+		default:
+			continue
+		}
+		p := path.Join(d.path, n)
+		if fi, err := os.Lstat(p); err == nil && now.Sub(fi.ModTime()) > maxAge {
+			os.Remove(p)
+		}
+	}
 }
 
 // Lock is a held per-key lock.
@@ -198,19 +288,27 @@ func (d *Dir) Lock(ctx context.Context, key string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	// O_NONBLOCK: a FIFO planted at name must not block the open.
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening cache lock: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrUnavailable, name)
 	}
 	wait := time.Millisecond
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
+			// A lock in use is never old: the sweep goes by mtime.
+			now := syscall.NsecToTimeval(time.Now().UnixNano())
+			syscall.Futimes(int(f.Fd()), []syscall.Timeval{now, now})
 			return &Lock{f: f}, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("locking cache entry: %w", err)
+			return nil, fmt.Errorf("%w: flock: %v", ErrUnavailable, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
@@ -26,17 +30,21 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return 2
 	}
+	// One deadline for everything: reading stdin, opening the log file,
+	// the cache and AWS.
+	ctx, cancel := context.WithTimeout(ctx, flags.Timeout)
+	defer cancel()
 	var logOut io.Writer = env.Stderr
-	toFile := flags.LogFile != ""
-	if toFile {
-		f, err := os.OpenFile(flags.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "ecr-credential-provider: opening --log-file: %v\n", err)
-			return 1
+	var logFileErr error
+	if flags.LogFile != "" {
+		if f, err := openLogFile(flags.LogFile); err != nil {
+			logFileErr = err
+		} else {
+			defer f.Close()
+			logOut = f
 		}
-		defer f.Close()
-		logOut = f
 	}
+	toFile := logOut != env.Stderr
 	level := slog.LevelWarn
 	switch {
 	case flags.Verbosity >= 2:
@@ -45,13 +53,19 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-
-	if f, ok := env.Stdin.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintln(env.Stderr, "ecr-credential-provider: reading a CredentialProviderRequest from stdin, as the kubelet sends it (end with Ctrl-D; 'ecr-credential-provider help' lists the other commands)")
-		}
+	if logFileErr != nil {
+		log.Warn("logging to stderr instead of --log-file", "error", logFileErr)
 	}
-	req, err := protocol.ReadRequest(env.Stdin)
+
+	if f, ok := env.Stdin.(*os.File); ok && isTerminal(f) {
+		fmt.Fprintln(env.Stderr, "ecr-credential-provider: reading a CredentialProviderRequest from stdin, as the kubelet sends it (end with Ctrl-D; 'ecr-credential-provider help' lists the other commands)")
+	}
+	deadline, _ := ctx.Deadline()
+	data, err := plugin.ReadStdin(env.Stdin, time.Until(deadline))
+	if err != nil {
+		return fail(env, log, toFile, err)
+	}
+	req, err := protocol.DecodeRequest(data)
 	if err != nil {
 		return fail(env, log, toFile, err)
 	}
@@ -60,7 +74,7 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 		return fail(env, log, toFile, fmt.Errorf("%w (fix --registry-map, --registry-map-file or %s in the provider's args or env)", err, registrymap.Env))
 	}
 	cfg.Logger = log
-	cfg.Fetcher = token.New(token.Options{Logger: log})
+	cfg.Fetcher = token.New(token.Options{Logger: log, Version: Version})
 	if dir, err := flags.OpenCache(); err != nil {
 		log.Warn("running without the disk cache", "error", err)
 	} else {
@@ -79,9 +93,32 @@ func runPlugin(ctx context.Context, env *Env, args []string) int {
 // fail reports err as one line on stderr, where the kubelet shows it, and
 // in the log file too when there is one.
 func fail(env *Env, log *slog.Logger, toFile bool, err error) int {
-	fmt.Fprintf(env.Stderr, "ecr-credential-provider: %v\n", err)
+	fmt.Fprintf(env.Stderr, "ecr-credential-provider: %s\n", strings.Join(strings.Fields(err.Error()), " "))
 	if toFile {
 		log.Error("request failed", "error", err)
 	}
 	return 1
+}
+
+// openLogFile opens the --log-file for appending without following a
+// symlink at its path (root would append to whatever it points at) and
+// without blocking on a FIFO, and accepts only a regular file.
+func openLogFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening --log-file (a symlink is refused): %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("--log-file %s is not a regular file", name)
+	}
+	return f, nil
+}
+
+// isTerminal reports whether f is a terminal: a person typing, who wants a
+// prompt. /dev/null is a character device too, but not a terminal.
+func isTerminal(f *os.File) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }

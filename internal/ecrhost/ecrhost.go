@@ -1,11 +1,14 @@
 // Package ecrhost holds the rules that turn an image reference into an ECR
 // registry: its host, account, region, partition, and whether it is FIPS,
-// dual-stack or ECR Public. Nothing here touches the network.
+// dual-stack or ECR Public; and the policy of which hosts may be given the
+// node's token at all (Policy). Nothing here touches the network.
 package ecrhost
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
 
 // PublicRegion is the only region that serves ECR Public's GetAuthorizationToken.
@@ -184,17 +187,17 @@ func HostOf(image string) (string, error) {
 		ref = ref[i+3:]
 	}
 	if ref == "" {
-		return "", fmt.Errorf("image reference %q is empty", image)
+		return "", fmt.Errorf("image reference %q is empty", protocol.Clip(image))
 	}
 	host, _, hasPath := strings.Cut(ref, "/")
 	if !hasPath || !(strings.ContainsAny(host, ".:[") || host == "localhost") {
 		return "docker.io", nil
 	}
 	if i := strings.IndexAny(host, "@"); i >= 0 {
-		return "", fmt.Errorf("image reference %q has no valid registry host", image)
+		return "", fmt.Errorf("image reference %q has no valid registry host", protocol.Clip(image))
 	}
 	if host == "" || strings.ContainsAny(host, " \t\n\r\\?#") {
-		return "", fmt.Errorf("image reference %q has no valid registry host", image)
+		return "", fmt.Errorf("image reference %q has no valid registry host", protocol.Clip(image))
 	}
 	return host, nil
 }

@@ -22,6 +22,7 @@ package fastpath
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,7 +66,13 @@ func Answer(args []string, getenv func(string) string, stdin *os.File, stdout, s
 	if fi, err := stdin.Stat(); err != nil || fi.Mode()&os.ModeCharDevice != 0 {
 		return 0, false, nil
 	}
-	data, err := protocol.ReadRequestBytes(stdin)
+	data, err := plugin.ReadStdin(stdin, flags.Timeout)
+	if errors.Is(err, plugin.ErrStdinTimeout) {
+		// Stdin never delivered a request within the deadline: nothing was
+		// written, and the full path could only wait again.
+		fmt.Fprintf(stderr, "ecr-credential-provider: %v\n", err)
+		return 1, true, nil
+	}
 	if data == nil {
 		data = []byte{}
 	}

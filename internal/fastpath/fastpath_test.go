@@ -83,7 +83,7 @@ func TestAnswer(t *testing.T) {
 		{"refresh due", nil, nil, request, 7 * time.Hour, false, true},
 		{"per-pod role", nil, nil, perPod, time.Hour, false, true},
 		{"bad request", nil, nil, `{"kind":`, time.Hour, false, true},
-		{"request over the size limit", nil, nil, request + strings.Repeat(" ", protocol.MaxRequestBytes), time.Hour, false, true},
+		{"request over the size limit", nil, nil, strings.Replace(request, "/app:1", "/app"+strings.Repeat("a", protocol.MaxRequestBytes)+":1", 1), time.Hour, false, true},
 		{"debug logging wants the full path's account", []string{"-v", "2"}, nil, request, time.Hour, false, false},
 		{"debug logging from env", nil, map[string]string{plugin.EnvLogLevel: "2"}, request, time.Hour, false, false},
 		{"cache off", []string{"--no-cache"}, nil, request, time.Hour, false, false},

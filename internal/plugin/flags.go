@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
@@ -20,6 +22,10 @@ const (
 	EnvLogLevel = "ECR_CREDENTIAL_PROVIDER_VERBOSITY"
 	EnvLogFile  = "ECR_CREDENTIAL_PROVIDER_LOG_FILE"
 )
+
+// KubeletKill is how long the kubelet lets a provider run before it kills
+// it; --timeout must end the call before that.
+const KubeletKill = 60 * time.Second
 
 // DefaultCacheDir is where root keeps tokens on a node.
 const DefaultCacheDir = "/var/lib/ecr-credential-provider/cache"
@@ -46,12 +52,26 @@ type Flags struct {
 // accepted anywhere.
 func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Flags, error) {
 	var f Flags
+	fail := func(err error) (Flags, error) {
+		fmt.Fprintf(output, "ecr-credential-provider: %v\n", err)
+		return Flags{}, err
+	}
+	// A bad value in the env is an error even when a flag overrides it: it
+	// is part of the provider's config, and wrong there.
+	verbosity, err := envInt(getenv, EnvLogLevel, 0)
+	if err != nil {
+		return fail(err)
+	}
+	timeout, err := envDuration(getenv, EnvTimeout, 20*time.Second)
+	if err != nil {
+		return fail(err)
+	}
 	fs := flag.NewFlagSet("ecr-credential-provider", flag.ContinueOnError)
 	fs.SetOutput(output)
 	// -h is the caller's to answer (flag.ErrHelp): the CLI prints help
 	// with a description, not the flag package's bare list.
 	fs.Usage = func() {}
-	f.Register(fs, getenv)
+	f.register(fs, getenv, verbosity, timeout)
 	var rest []string
 	for _, a := range args {
 		if a != "get-credentials" {
@@ -62,21 +82,40 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 		return Flags{}, err
 	}
 	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q (run 'ecr-credential-provider help')", fs.Arg(0))
-		fmt.Fprintf(output, "ecr-credential-provider: %v\n", err)
-		return Flags{}, err
+		return fail(fmt.Errorf("unexpected argument %q (run 'ecr-credential-provider help')", fs.Arg(0)))
+	}
+	switch {
+	case f.Verbosity < 0:
+		return fail(fmt.Errorf("-v %d: want 0, 1 or 2", f.Verbosity))
+	case f.Timeout <= 0 || f.Timeout >= KubeletKill:
+		return fail(fmt.Errorf("--timeout %v: want more than 0 and less than 60s, when the kubelet kills the provider (default 20s)", f.Timeout))
+	case f.RefreshTimeout <= 0:
+		return fail(fmt.Errorf("--refresh-timeout %v: want more than 0", f.RefreshTimeout))
 	}
 	return f, nil
 }
 
 // Register defines the plugin's flags on fs, with defaults from getenv:
-// the one definition that parsing and the CLI's help both use.
+// the one definition that parsing and the CLI's help both use. Help shows
+// a bad env value's default; parsing refuses it.
 func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.IntVar(&f.Verbosity, "v", envInt(getenv, EnvLogLevel, 0), "log verbosity: 0 warnings and errors, 1 info, 2 debug (env "+EnvLogLevel+")")
+	verbosity, err := envInt(getenv, EnvLogLevel, 0)
+	if err != nil {
+		verbosity = 0
+	}
+	timeout, err := envDuration(getenv, EnvTimeout, 20*time.Second)
+	if err != nil {
+		timeout = 20 * time.Second
+	}
+	f.register(fs, getenv, verbosity, timeout)
+}
+
+func (f *Flags) register(fs *flag.FlagSet, getenv func(string) string, verbosity int, timeout time.Duration) {
+	fs.IntVar(&f.Verbosity, "v", verbosity, "log verbosity: 0 warnings and errors, 1 info, 2 debug (env "+EnvLogLevel+")")
 	fs.StringVar(&f.LogFile, "log-file", getenv(EnvLogFile), "append logs to this file instead of stderr (env "+EnvLogFile+")")
 	fs.StringVar(&f.CacheDir, "cache-dir", envOr(getenv, EnvCacheDir, defaultCacheDir()), "directory of the shared token cache, created 0700 (env "+EnvCacheDir+")")
 	fs.BoolVar(&f.NoCache, "no-cache", false, "do not use the disk cache")
-	fs.DurationVar(&f.Timeout, "timeout", envDuration(getenv, EnvTimeout, 20*time.Second), "bound on the whole call, kept well under the kubelet's 60s (env "+EnvTimeout+")")
+	fs.DurationVar(&f.Timeout, "timeout", timeout, "bound on the whole call, under the kubelet's 60s kill (env "+EnvTimeout+")")
 	fs.DurationVar(&f.RefreshTimeout, "refresh-timeout", 5*time.Second, "bound on a refresh when a still-valid cached token can be served instead")
 	fs.Var((*listFlag)(&f.RoleAnnotations), "role-annotation", "service account annotation key naming a per-pod role (repeatable; default "+DefaultRoleAnnotation+")")
 	fs.Var((*listFlag)(&f.RegistryMap), "registry-map", "SOURCE=TARGET: answer for registry host SOURCE with the token of ECR registry TARGET[/prefix], for pull-through caches and custom domains (repeatable or comma-separated; env "+registrymap.Env+")")
@@ -116,19 +155,28 @@ func envOr(getenv func(string) string, key, def string) string {
 	return def
 }
 
-func envInt(getenv func(string) string, key string, def int) int {
-	var n int
-	if _, err := fmt.Sscan(getenv(key), &n); err == nil {
-		return n
+func envInt(getenv func(string) string, key string, def int) (int, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
 	}
-	return def
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want 0, 1 or 2", key, protocol.Clip(v))
+	}
+	return n, nil
 }
 
-func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(getenv(key)); err == nil && d > 0 {
-		return d
+func envDuration(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
 	}
-	return def
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d <= 0 || d >= KubeletKill {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 20s, more than 0 and less than the kubelet's 60s kill", key, protocol.Clip(v))
+	}
+	return d, nil
 }
 
 // Config returns the run settings the flags choose, without a cache, logger

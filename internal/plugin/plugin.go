@@ -48,9 +48,14 @@ const (
 
 // Token is a decoded registry credential.
 type Token struct {
-	Username  string
-	Password  string
+	Username string
+	Password string
+	// ExpiresAt is the expiry AWS issued, on AWS's clock.
 	ExpiresAt time.Time
+	// IssuedAt is AWS's time when it answered (the response's Date header),
+	// zero if unknown. The token's life is ExpiresAt minus IssuedAt: the
+	// node's clock may be hours off AWS's.
+	IssuedAt time.Time
 }
 
 // Identity says whose credentials fetch a token. The zero value means the
@@ -78,6 +83,8 @@ type Fetcher interface {
 type Config struct {
 	// Cache is the node's disk cache; nil runs without one.
 	Cache *cache.Dir
+	// Hosts decides which registry hosts get a token at all.
+	Hosts ecrhost.Policy
 	// Timeout bounds the whole run, kept well inside the kubelet's 60s kill.
 	Timeout time.Duration
 	// RefreshTimeout bounds a refresh when a valid token is already at hand.
@@ -183,7 +190,11 @@ var envKeys = []string{
 // the environment selects. Static keys count only as a hash, so rotating
 // them misses the cache without writing them anywhere.
 func CacheKey(reg ecrhost.Registry, getenv func(string) string) string {
-	parts := []string{"v1", reg.Kind(), reg.Partition, reg.Region, reg.Account}
+	// No account: GetAuthorizationToken without registryIds returns one
+	// token for every registry of the region the principal may read, so
+	// images from N accounts share one entry, one lock and one call. The
+	// answer's auth key still comes from the requested host.
+	parts := []string{"v2", reg.Kind(), reg.Partition, reg.Region}
 	if !reg.ECR {
 		parts = append(parts, reg.Hostname)
 	}
@@ -217,9 +228,14 @@ func (cfg *Config) resolve(req protocol.Request) (call, error) {
 	if err != nil {
 		return call{}, err
 	}
+	// A mapped host is answered with its ECR registry's token; the policy
+	// then judges the registry whose token is handed out.
 	authHost := reg.Host
 	if rule, ok := cfg.RegistryMap.Lookup(reg.Host); ok {
 		reg = rule.Target
+	}
+	if err := cfg.Hosts.Check(reg); err != nil {
+		return call{}, err
 	}
 	id, err := IdentityFor(req, cfg.RoleAnnotations, cfg.Getenv)
 	if err != nil {
@@ -279,6 +295,9 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 
 	var have cache.Entry
 	var haveOK bool
+	// unlocked is set when the lock was unavailable: writes still go to the
+	// cache, but their failures are already explained by that one warning.
+	unlocked := false
 	if store != nil {
 		have, haveOK = store.Get(key)
 		if resp, ok := c.fromCache(&cfg, req, have, haveOK); ok {
@@ -300,19 +319,26 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			defer c()
 		}
 		lock, err := store.Lock(lockCtx, key)
-		if err != nil {
+		switch {
+		case errors.Is(err, cache.ErrUnavailable):
+			// The cache must never be why a pull fails: go on without the
+			// lock (and so without single flight) and say so once.
+			log.Warn("answering without the disk cache's lock; check the cache directory", "error", err)
+			unlocked = true
+		case err != nil:
 			if haveOK && have.Valid(cfg.Now()) {
 				log.Warn("serving the cached token: another process holds the refresh lock", "error", err, "expiresAt", have.ExpiresAt)
 				return respondStale(req, authHost, have, cfg.Now()), nil
 			}
 			return protocol.Response{}, err
-		}
-		defer lock.Unlock()
-		// Whoever held the lock has probably just written a fresh entry, or
-		// noted that its refresh failed.
-		have, haveOK = store.Get(key)
-		if resp, ok := c.fromCache(&cfg, req, have, haveOK); ok {
-			return resp, nil
+		default:
+			defer lock.Unlock()
+			// Whoever held the lock has probably just written a fresh entry,
+			// or noted that its refresh failed.
+			have, haveOK = store.Get(key)
+			if resp, ok := c.fromCache(&cfg, req, have, haveOK); ok {
+				return resp, nil
+			}
 		}
 	}
 
@@ -337,16 +363,22 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 			// Note the failure so that the next callers serve the valid token
 			// at once instead of each retrying a failing ECR.
 			have.RetryAt = cfg.Now().Add(RetryAfterFailure)
-			if err := store.Put(have); err != nil {
+			if err := store.Put(have); err != nil && !unlocked {
 				log.Warn("could not note the failed refresh in the disk cache", "error", err)
 			}
 			return respondStale(req, authHost, have, cfg.Now()), nil
 		}
 		return protocol.Response{}, err
 	}
-	entry := cache.Entry{Key: key, Registry: reg.Host, Username: tok.Username, Password: tok.Password, FetchedAt: start, ExpiresAt: tok.ExpiresAt}
-	if store != nil && !tok.ExpiresAt.IsZero() {
-		if err := store.Put(entry); err != nil {
+	entry := cache.Entry{Key: key, Registry: reg.Host, Username: tok.Username, Password: tok.Password, FetchedAt: start}
+	life, plausible := Life(tok, start)
+	if plausible {
+		entry.ExpiresAt = start.Add(life)
+	} else if !tok.ExpiresAt.IsZero() {
+		log.Warn("the token's expiry is implausible; answering without caching it", "expiresAt", tok.ExpiresAt, "issuedAt", tok.IssuedAt)
+	}
+	if store != nil && plausible {
+		if err := store.Put(entry); err != nil && !unlocked {
 			log.Warn("could not write the disk cache; continuing without it", "error", err)
 		}
 	}
@@ -354,12 +386,33 @@ func Run(ctx context.Context, cfg Config, req protocol.Request) (protocol.Respon
 	return respond(req, authHost, entry, cfg.Now()), nil
 }
 
+// Life is how long a token lives, measured on AWS's clock: from its issue
+// (the response's Date; the request's start, by the node's clock, when AWS
+// sent none) to its expiry, capped at cache.MaxLife. An expiry at or before
+// its issue is implausible: the token is served but neither cached nor kept
+// by the kubelet.
+func Life(tok Token, start time.Time) (time.Duration, bool) {
+	issued := tok.IssuedAt
+	if issued.IsZero() {
+		issued = start
+	}
+	if tok.ExpiresAt.IsZero() {
+		return 0, false
+	}
+	life := tok.ExpiresAt.Sub(issued)
+	if life <= 0 {
+		return 0, false
+	}
+	return min(life, cache.MaxLife), true
+}
+
 // respond answers with a token the kubelet may keep until the token is due
-// for refresh, which is half its life: long before it expires.
+// for refresh, which is half its life: long before it expires, and never
+// more than half of the longest life a token has.
 func respond(req protocol.Request, authHost string, e cache.Entry, now time.Time) protocol.Response {
 	var d time.Duration
 	if !e.ExpiresAt.IsZero() {
-		d = max(e.RefreshAt().Sub(now), 0)
+		d = min(max(e.RefreshAt().Sub(now), 0), e.ExpiresAt.Sub(e.FetchedAt)/2)
 	}
 	return answer(req, authHost, e, d)
 }

@@ -316,15 +316,14 @@ func TestCacheKeySeparatesIdentitiesAndEndpoints(t *testing.T) {
 	parse := func(s string) ecrhost.Registry { r, _ := ecrhost.Parse(s); return r }
 	base := plugin.CacheKey(parse(image), noEnv)
 	differs := map[string]string{
-		"other region":  plugin.CacheKey(parse("123456789012.dkr.ecr.us-west-2.amazonaws.com/app"), noEnv),
-		"other account": plugin.CacheKey(parse("210987654321.dkr.ecr.us-east-1.amazonaws.com/app"), noEnv),
-		"fips":          plugin.CacheKey(parse("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app"), noEnv),
-		"dual-stack":    plugin.CacheKey(parse("123456789012.dkr-ecr.us-east-1.on.aws/app"), noEnv),
-		"profile":       plugin.CacheKey(parse(image), env(map[string]string{"AWS_PROFILE": "prod"})),
-		"static key":    plugin.CacheKey(parse(image), env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"})),
-		"rotated key":   plugin.CacheKey(parse(image), env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s2"})),
-		"web identity":  plugin.CacheKey(parse(image), env(map[string]string{"AWS_ROLE_ARN": "arn:aws:iam::1:role/x", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"})),
-		"endpoint":      plugin.CacheKey(parse(image), env(map[string]string{"AWS_ENDPOINT_URL_ECR": "http://127.0.0.1:1"})),
+		"other region": plugin.CacheKey(parse("123456789012.dkr.ecr.us-west-2.amazonaws.com/app"), noEnv),
+		"fips":         plugin.CacheKey(parse("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app"), noEnv),
+		"dual-stack":   plugin.CacheKey(parse("123456789012.dkr-ecr.us-east-1.on.aws/app"), noEnv),
+		"profile":      plugin.CacheKey(parse(image), env(map[string]string{"AWS_PROFILE": "prod"})),
+		"static key":   plugin.CacheKey(parse(image), env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"})),
+		"rotated key":  plugin.CacheKey(parse(image), env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s2"})),
+		"web identity": plugin.CacheKey(parse(image), env(map[string]string{"AWS_ROLE_ARN": "arn:aws:iam::1:role/x", "AWS_WEB_IDENTITY_TOKEN_FILE": "/t"})),
+		"endpoint":     plugin.CacheKey(parse(image), env(map[string]string{"AWS_ENDPOINT_URL_ECR": "http://127.0.0.1:1"})),
 	}
 	seen := map[string]string{base: "base"}
 	for name, k := range differs {
@@ -335,6 +334,9 @@ func TestCacheKeySeparatesIdentitiesAndEndpoints(t *testing.T) {
 	}
 	if plugin.CacheKey(parse(image+":tag"), noEnv) != base || plugin.CacheKey(parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/other"), noEnv) != base {
 		t.Error("repositories of one registry should share the token")
+	}
+	if plugin.CacheKey(parse("210987654321.dkr.ecr.us-east-1.amazonaws.com/app"), noEnv) != base {
+		t.Error("registries of one region should share the node's token, whatever their account")
 	}
 }
 

@@ -152,10 +152,10 @@ func DecodeRequest(data []byte) (Request, error) {
 		return Request{}, errors.New("request on stdin is not a JSON object")
 	}
 	if req.Kind != RequestKind {
-		return Request{}, fmt.Errorf("request kind is %q, want %q", req.Kind, RequestKind)
+		return Request{}, fmt.Errorf("request kind is %q, want %q", Clip(req.Kind), RequestKind)
 	}
 	if !Supported(req.APIVersion) {
-		return Request{}, fmt.Errorf("request apiVersion %q is not supported; supported: %s", req.APIVersion, strings.Join(Versions, ", "))
+		return Request{}, fmt.Errorf("request apiVersion %q is not supported; supported: %s", Clip(req.APIVersion), strings.Join(Versions, ", "))
 	}
 	if req.APIVersion != V1 && (req.ServiceAccountToken != "" || len(req.ServiceAccountAnnotations) > 0) {
 		// Older versions have no such fields; the kubelet's decoder drops them.
@@ -192,4 +192,16 @@ func (r Response) Encode(w io.Writer) error {
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// MaxEcho is how much of a request field an error message repeats.
+const MaxEcho = 256
+
+// Clip cuts s to MaxEcho bytes for an error message, so that a hostile or
+// broken request cannot turn the one error line into megabytes.
+func Clip(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	return s[:MaxEcho] + fmt.Sprintf("...(%d bytes)", len(s))
 }

@@ -101,3 +101,20 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// An error repeats at most a short prefix of any request field.
+func TestErrorsClipEchoedFields(t *testing.T) {
+	huge := strings.Repeat("k", 1<<20)
+	for name, in := range map[string]string{
+		"kind":       `{"kind":"` + huge + `","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"x/y"}`,
+		"apiVersion": `{"kind":"CredentialProviderRequest","apiVersion":"` + huge + `","image":"x/y"}`,
+	} {
+		_, err := protocol.DecodeRequest([]byte(in))
+		if err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		if len(err.Error()) > 1024 {
+			t.Errorf("%s: error is %d bytes long", name, len(err.Error()))
+		}
+	}
+}

@@ -6,15 +6,22 @@ package token
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -26,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
@@ -59,6 +67,8 @@ type Options struct {
 	// HTTPClient replaces the SDK's HTTP client (tests record requests with it).
 	HTTPClient aws.HTTPClient
 	Logger     *slog.Logger
+	// Version goes into the User-Agent's app ID.
+	Version string
 }
 
 func (o *Options) defaults() {
@@ -80,7 +90,16 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
 }
+
+// AppID is what the plugin calls itself in the User-Agent of every AWS
+// call, so that CloudTrail tells its calls apart from others of the node.
+// The SDK writes it as app/ecr-credential-provider-<version> (it turns the
+// slash into a dash); the plugin also adds ecr-credential-provider/<version>.
+func (o Options) AppID() string { return "ecr-credential-provider/" + o.Version }
 
 // Fetcher gets tokens from AWS. It builds SDK clients only when asked for a
 // token, so that callers served from a cache pay nothing for it.
@@ -112,7 +131,7 @@ func (f *Fetcher) IMDSRetryer() aws.Retryer {
 }
 
 func (f *Fetcher) retryer(maxBackoff time.Duration) aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
+	return &failFast{RetryerV2: retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = f.opts.MaxAttempts
 		o.MaxBackoff = maxBackoff
 		// The SDK's legacy backoff starts at one second and, with a cap
@@ -120,7 +139,38 @@ func (f *Fetcher) retryer(maxBackoff time.Duration) aws.Retryer {
 		o.Backoff = fullJitter{base: f.opts.BaseBackoff, max: maxBackoff}
 		o.RateLimiter = ratelimit.None
 		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{429: {}}})
-	})
+	})}
+}
+
+// failFast gives errors that retrying cannot fix one retry, where the SDK
+// would retry them until the deadline: a refused connection, an unknown
+// host name, a TLS failure. The kubelet pulls one image at a time by
+// default, so each second spent here holds up every pull on the node.
+// Throttling and 5xx keep their retries.
+type failFast struct {
+	aws.RetryerV2
+	hopeless atomic.Int32
+}
+
+func (r *failFast) IsErrorRetryable(err error) bool {
+	if hopeless(err) && r.hopeless.Add(1) > 1 {
+		return false
+	}
+	return r.RetryerV2.IsErrorRetryable(err)
+}
+
+func hopeless(err error) bool {
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var notTLS tls.RecordHeaderError
+	var alert tls.AlertError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.As(err, &dns) && dns.IsNotFound ||
+		errors.As(err, &unknownCA) || errors.As(err, &badName) || errors.As(err, &badCert) ||
+		errors.As(err, &verify) || errors.As(err, &notTLS) || errors.As(err, &alert)
 }
 
 // fullJitter waits a random time up to base*2^attempt, capped at max.
@@ -148,17 +198,20 @@ func (f *Fetcher) LoadConfig(ctx context.Context, region string) (aws.Config, er
 	// config (so endpoint and IMDSv1 settings still come from it) with that
 	// override turned off.
 	roleIMDS := &lazyIMDS{}
+	logger := sdkLogger{f.opts.Logger}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(f.Retryer),
+		config.WithLogger(logger),
+		config.WithAppID(f.opts.AppID()),
+		config.WithAPIOptions([]func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue("ecr-credential-provider", f.opts.Version)}),
 		config.WithHTTPClient(httpClient),
-		config.WithLogger(sdkLogger{f.opts.Logger}),
 		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = roleIMDS }),
 	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	} else {
 		opts = append(opts, config.WithEC2IMDSRegion(func(o *config.UseEC2IMDSRegion) {
-			o.Client = imds.New(imds.Options{Retryer: f.IMDSRetryer(), HTTPClient: httpClient, DisableDefaultMaxBackoff: true})
+			o.Client = imds.New(imds.Options{Retryer: f.IMDSRetryer(), HTTPClient: httpClient, DisableDefaultMaxBackoff: true, Logger: logger})
 		}))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
@@ -187,9 +240,16 @@ func (l *lazyIMDS) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, o
 }
 
 // ECRClient returns an ECR client for the registry, on its FIPS or
-// dual-stack API endpoint when the registry host is one.
+// dual-stack API endpoint when the registry host is one. An explicit
+// endpoint (AWS_ENDPOINT_URL_ECR, a VPC endpoint say) wins over both: the
+// SDK refuses to combine them, and the operator chose it on purpose.
 func ECRClient(cfg aws.Config, reg ecrhost.Registry) *ecr.Client {
 	return ecr.NewFromConfig(cfg, func(o *ecr.Options) {
+		if o.BaseEndpoint != nil {
+			o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateDisabled
+			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateDisabled
+			return
+		}
 		if reg.FIPS {
 			o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
 		}
@@ -204,6 +264,11 @@ func ECRClient(cfg aws.Config, reg ecrhost.Registry) *ecr.Client {
 func ECRPublicClient(cfg aws.Config, reg ecrhost.Registry) *ecrpublic.Client {
 	return ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) {
 		o.Region = ecrhost.PublicRegion
+		if o.BaseEndpoint != nil {
+			o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateDisabled
+			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateDisabled
+			return
+		}
 		if reg.DualStack {
 			o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
 		}
@@ -213,16 +278,51 @@ func ECRPublicClient(cfg aws.Config, reg ecrhost.Registry) *ecrpublic.Client {
 // WithIdentity returns cfg with credentials for id: unchanged for the node's
 // identity, or the role assumed with the pod's service account token.
 func (f *Fetcher) WithIdentity(cfg aws.Config, id plugin.Identity) aws.Config {
+	cfg, _ = f.withIdentity(cfg, id)
+	return cfg
+}
+
+func (f *Fetcher) withIdentity(cfg aws.Config, id plugin.Identity) (aws.Config, *stsRecorder) {
 	if !id.PerPod() {
-		return cfg
+		return cfg, nil
 	}
 	client := sts.NewFromConfig(cfg)
-	provider := stscreds.NewWebIdentityRoleProvider(client, id.RoleARN, staticToken(id.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) {
+	provider := &stsRecorder{CredentialsProvider: stscreds.NewWebIdentityRoleProvider(client, id.RoleARN, staticToken(id.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) {
 		o.RoleSessionName = f.opts.SessionName
-	})
+	})}
 	cfg = cfg.Copy()
 	cfg.Credentials = aws.NewCredentialsCache(provider)
-	return cfg
+	return cfg, provider
+}
+
+// stsRecorder remembers why assuming the pod's role failed: when STS runs
+// out the deadline, the ECR call's error says only that getting its
+// credentials was cancelled, and the operator would chase ECR's policy.
+type stsRecorder struct {
+	aws.CredentialsProvider
+	mu  sync.Mutex
+	ok  bool
+	err error
+}
+
+func (r *stsRecorder) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := r.CredentialsProvider.Retrieve(ctx)
+	r.mu.Lock()
+	r.ok, r.err = err == nil, err
+	r.mu.Unlock()
+	return c, err
+}
+
+// failed reports whether the role was never assumed, and STS's error if it
+// answered one. The SDK's credentials cache lets STS retries run on after
+// the caller's deadline, so a call can fail with STS still retrying.
+func (r *stsRecorder) failed() (bool, error) {
+	if r == nil {
+		return false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.ok, r.err
 }
 
 type staticToken string
@@ -240,12 +340,40 @@ func (f *Fetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id plugin.Ide
 	if err != nil {
 		return plugin.Token{}, err
 	}
-	cfg = f.WithIdentity(cfg, id)
+	cfg, assumed := f.withIdentity(cfg, id)
+	var tok plugin.Token
 	if reg.Public {
-		return FetchPublic(ctx, ECRPublicClient(cfg, reg))
+		client := ECRPublicClient(cfg, reg)
+		f.logEndpoint(client.Options().BaseEndpoint, "AWS_ENDPOINT_URL_ECR_PUBLIC", reg)
+		tok, err = FetchPublic(ctx, client)
+	} else {
+		client := ECRClient(cfg, reg)
+		f.logEndpoint(client.Options().BaseEndpoint, "AWS_ENDPOINT_URL_ECR", reg)
+		f.opts.Logger.Info("calling ecr:GetAuthorizationToken", "region", cfg.Region, "fips", reg.FIPS, "dualStack", reg.DualStack, "perPodRole", id.RoleARN)
+		tok, err = FetchPrivate(ctx, client)
 	}
-	f.opts.Logger.Info("calling ecr:GetAuthorizationToken", "region", cfg.Region, "fips", reg.FIPS, "dualStack", reg.DualStack, "perPodRole", id.RoleARN)
-	return FetchPrivate(ctx, ECRClient(cfg, reg))
+	if failed, stsErr := assumed.failed(); err != nil && failed {
+		if stsErr == nil {
+			// STS is still retrying: what ended the call is the deadline.
+			stsErr = context.Cause(ctx)
+			if stsErr == nil {
+				stsErr = context.DeadlineExceeded
+			}
+		}
+		return plugin.Token{}, Explain(stsErr, "sts:AssumeRoleWithWebIdentity")
+	}
+	return tok, err
+}
+
+func (f *Fetcher) logEndpoint(endpoint *string, env string, reg ecrhost.Registry) {
+	if endpoint == nil {
+		return
+	}
+	msg := "using the explicit endpoint (" + env + " or the shared config's services section)"
+	if reg.FIPS || reg.DualStack {
+		msg += " instead of the registry's FIPS or dual-stack API endpoint"
+	}
+	f.opts.Logger.Info(msg, "endpoint", *endpoint, "registry", reg.Host)
 }
 
 // FetchPrivate calls ECR's GetAuthorizationToken and decodes the answer.
@@ -258,7 +386,7 @@ func FetchPrivate(ctx context.Context, api ECRAPI) (plugin.Token, error) {
 		return plugin.Token{}, errors.New("ecr:GetAuthorizationToken returned no authorization data")
 	}
 	d := out.AuthorizationData[0]
-	return decode(*d.AuthorizationToken, d.ExpiresAt)
+	return issued(decode(*d.AuthorizationToken, d.ExpiresAt))(out.ResultMetadata)
 }
 
 // FetchPublic calls ECR Public's GetAuthorizationToken and decodes the answer.
@@ -270,7 +398,20 @@ func FetchPublic(ctx context.Context, api ECRPublicAPI) (plugin.Token, error) {
 	if out == nil || out.AuthorizationData == nil || out.AuthorizationData.AuthorizationToken == nil {
 		return plugin.Token{}, errors.New("ecr-public:GetAuthorizationToken returned no authorization data")
 	}
-	return decode(*out.AuthorizationData.AuthorizationToken, out.AuthorizationData.ExpiresAt)
+	return issued(decode(*out.AuthorizationData.AuthorizationToken, out.AuthorizationData.ExpiresAt))(out.ResultMetadata)
+}
+
+// issued sets the token's time of issue to AWS's clock, from the Date
+// header the SDK recorded, so its life does not depend on the node's clock.
+func issued(t plugin.Token, err error) func(middleware.Metadata) (plugin.Token, error) {
+	return func(md middleware.Metadata) (plugin.Token, error) {
+		if err == nil {
+			if at, ok := awsmiddleware.GetServerTime(md); ok {
+				t.IssuedAt = at
+			}
+		}
+		return t, err
+	}
 }
 
 func decode(encoded string, expiresAt *time.Time) (plugin.Token, error) {
@@ -292,10 +433,34 @@ func decode(encoded string, expiresAt *time.Time) (plugin.Token, error) {
 // Explain turns an SDK error into one line an operator can act on. The SDK's
 // messages carry no secrets: request IDs, codes and ARNs only.
 func Explain(err error, action string) error {
+	action = innermostAction(err, action)
+	if strings.HasPrefix(action, "sts:") {
+		return fmt.Errorf("assuming the pod's role through STS: %w", explain(err, action))
+	}
+	return explain(err, action)
+}
+
+// noCredentials is the SDK's error when its whole default chain came up
+// empty: IMDS, the chain's last source, found no role.
+const noCredentials = "no EC2 IMDS role found"
+
+func explain(err error, action string) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s did not complete in time: %w", action, err)
 	}
-	action = innermostAction(err, action)
+	if strings.Contains(err.Error(), noCredentials) {
+		// Name only IMDS's own failure, not the chain's wrapping of it.
+		cause := err
+		var op *smithy.OperationError
+		for e := err; errors.As(e, &op); e = op.Err {
+			if op.Service() == "ec2imds" {
+				cause = op.Err
+				break
+			}
+		}
+		return fmt.Errorf("%s failed: no AWS credentials: the SDK tried the environment (AWS_ACCESS_KEY_ID), the shared config and credentials files (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) and the EC2 instance metadata service, IMDS (%v); fix: on EC2 attach an instance profile with AmazonEC2ContainerRegistryReadOnly; outside EC2 give the provider's env AWS_PROFILE with a profile using credential_process (IAM Roles Anywhere's aws_signing_helper), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+			action, oneLine(cause))
+	}
 	var api smithy.APIError
 	if !errors.As(err, &api) {
 		return fmt.Errorf("%s failed: %w", action, err)
@@ -339,3 +504,5 @@ func (e *deniedError) Error() string {
 }
 
 func (e *deniedError) Is(target error) bool { return target == plugin.ErrAccessDenied }
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -39,6 +39,7 @@ func main() {
 
 type options struct {
 	n, hangN  int
+	storm     stormOptions
 	only      []string
 	callgrind bool
 	json      bool
@@ -90,6 +91,11 @@ func run() error {
 	flag.IntVar(&o.n, "n", 200, "calls for warm and cold; the fault scenarios run n/2 calls, 8-concurrent runs n/10 rounds of 8")
 	flag.IntVar(&o.hangN, "hang-n", 2, "calls for hang-cached and hang-nocache, run side by side (each waits out a timeout)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ","))
+	flag.IntVar(&o.storm.nodes, "storm-nodes", 40, "storm: nodes starting at once")
+	flag.IntVar(&o.storm.accounts, "storm-accounts", 5, "storm: accounts (registries) each node pulls from, all in one region")
+	flag.Float64Var(&o.storm.rate, "storm-rate", 10, "storm: GetAuthorizationToken token bucket refill, per second")
+	flag.IntVar(&o.storm.burst, "storm-burst", 10, "storm: GetAuthorizationToken token bucket size")
+	flag.StringVar(&o.storm.upstream, "upstream", "", "storm: path of another ecr-credential-provider binary (upstream's, or an older build) to run the same storm with, side by side")
 	flag.BoolVar(&o.callgrind, "callgrind", false, "also count instructions of one warm and one cold call under valgrind --tool=callgrind")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (binaries, callgrind.out.* files) and print its path")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON on stdout (progress still goes to stderr)")

@@ -71,6 +71,7 @@ var scenarios = []scenario{
 		return b.hangCached(8, true)
 	}},
 	{"hang-nocache", "ECR hangs; no cached token; calls side by side; ok = a clear error", runHangNoCache},
+	{"storm", "node-restart storm: -storm-nodes nodes (a cache dir each) start at once, each pulling one image from each of -storm-accounts accounts in us-east-1; GetAuthorizationToken behind a token bucket", runStorm},
 }
 
 // faulty is a cold scenario of n/2 calls under faults, which should still
@@ -237,9 +238,14 @@ func (b *bench) stopSpawner() {
 }
 
 func (b *bench) spawn(bin string, envs [][]string) ([]sample, error) {
+	return b.spawnWith(bin, envs, slices.Repeat([]string{request}, len(envs)))
+}
+
+// spawnWith is spawn with a request of its own for each process.
+func (b *bench) spawnWith(bin string, envs [][]string, stdins []string) ([]sample, error) {
 	calls := make([]spawnproto.Call, len(envs))
 	for i, env := range envs {
-		calls[i] = spawnproto.Call{Path: bin, Env: env, Stdin: request}
+		calls[i] = spawnproto.Call{Path: bin, Env: env, Stdin: stdins[i]}
 	}
 	if err := b.sp.enc.Encode(calls); err != nil {
 		return nil, fmt.Errorf("spawner: %w", err)
@@ -261,7 +267,10 @@ func (b *bench) spawn(bin string, envs [][]string) ([]sample, error) {
 }
 
 // password is the registry password of a successful answer, or "".
-func password(s sample) string {
+func password(s sample) string { return hostPassword(s, registryHost) }
+
+// hostPassword is the password a successful answer gives host, or "".
+func hostPassword(s sample, host string) string {
 	if s.code != 0 {
 		return ""
 	}
@@ -270,7 +279,7 @@ func password(s sample) string {
 	if dec.Decode(&resp) != nil || dec.More() {
 		return ""
 	}
-	return resp.Auth[registryHost].Password
+	return resp.Auth[host].Password
 }
 
 func gotToken(s sample) bool { return password(s) != "" }
