@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -126,16 +127,24 @@ func (o Options) info(config string) *nfpm.Info {
 // commits later) is 1.2.3+git4.gabc1234, and a bare commit hash (no tag yet)
 // is 0.0.0+gitHASH.
 func Version(describe string) string {
-	v := strings.TrimPrefix(describe, "v")
-	if v == "" || v[0] < '0' || v[0] > '9' {
-		return "0.0.0+git" + strings.ReplaceAll(v, "-", ".")
+	if bareHash.MatchString(describe) || !startsNumeric.MatchString(describe) {
+		return "0.0.0+git" + strings.ReplaceAll(strings.TrimPrefix(describe, "v"), "-", ".")
 	}
+	v := strings.TrimPrefix(describe, "v")
 	base, rest, ok := strings.Cut(v, "-")
 	if !ok {
 		return v
 	}
 	return base + "+git" + strings.ReplaceAll(rest, "-", ".")
 }
+
+var (
+	// git describe --always without a tag: an abbreviated hash, which may
+	// begin with (or be all) decimal digits.
+	bareHash = regexp.MustCompile(`^[0-9a-f]{7,64}(-dirty)?$`)
+	// A tag-based version: v1, 1.2.3, v1.2.3-rc.1.
+	startsNumeric = regexp.MustCompile(`^v?[0-9]`)
+)
 
 // write creates path through a temporary file, so a failed build leaves no
 // half-written package behind.

@@ -27,6 +27,9 @@ func TestVersion(t *testing.T) {
 		{"v1.2.3-rc.1", "1.2.3+gitrc.1"},
 		{"e41f6b3", "0.0.0+gite41f6b3"},
 		{"e41f6b3-dirty", "0.0.0+gite41f6b3.dirty"},
+		{"0089d52", "0.0.0+git0089d52"},
+		{"1234567", "0.0.0+git1234567"},
+		{"v2", "2"},
 	}
 	for _, tt := range tests {
 		if got := linuxpkg.Version(tt.describe); got != tt.want {
