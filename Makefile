@@ -7,6 +7,8 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X github.com/kubecred/ecr-credential-provider/internal/cli.Version=$(VERSION)
 BIN         := bin/ecr-credential-provider
 E2E_PACKAGES := containerd runc docker-registry apache2-utils
+# The release test runs the arm64 binary under user-mode qemu.
+RELEASE_PACKAGES := qemu-user-static
 # Kubelet minors the end-to-end test runs against (override: make e2e KUBELET_VERSIONS=v1.35.4).
 KUBELET_VERSIONS ?= v1.37.2,v1.34.4
 FUZZTIME    ?= 10s
@@ -15,7 +17,7 @@ FUZZTIME    ?= 10s
 APT_LOCK_TIMEOUT ?= 600
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build demo test unit e2e e2e-deps fuzz bench lint clean
+.PHONY: all build demo test unit e2e e2e-deps fuzz bench lint clean release release-test
 
 all: build
 
@@ -29,13 +31,14 @@ demo:
 	$(GO) run ./test/demo
 
 # Everything: static checks, unit and binary tests, fuzz seeds, and the real-kubelet end-to-end test.
-test: lint unit refresher-test e2e
+test: lint unit refresher-test release-test e2e
 
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd test/e2e && $(GO) vet ./...
+	cd release && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
@@ -56,7 +59,7 @@ e2e: e2e-deps
 
 # Debian's containerd, runc, registry and htpasswd; installed only when missing.
 e2e-deps:
-	@missing=""; for p in $(E2E_PACKAGES); do \
+	@missing=""; for p in $(E2E_PACKAGES) $(RELEASE_PACKAGES); do \
 		[ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "e2e needs:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
@@ -84,5 +87,15 @@ fuzz:
 bench:
 	$(GO) run ./test/bench $(BENCHFLAGS)
 
+# dist/: static reproducible binaries, checksums, SBOMs, deb/rpm and the OCI
+# image (see release/). Timestamps are the commit's (or SOURCE_DATE_EPOCH).
+release:
+	cd release && $(GO) run ./cmd/mkrelease -source .. -out ../dist -version "$(VERSION)"
+
+# Makes a release in a temp dir and checks it: static, reproducible,
+# checksums, SBOMs, packages (dpkg), image, arm64 under qemu.
+release-test:
+	cd release && $(GO) test -count=1 -timeout 45m ./...
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -540,3 +540,38 @@ func TestHelpReachesMain(t *testing.T) {
 		t.Errorf("help made %d AWS requests", st.Requests)
 	}
 }
+
+// A go build from the source tree has no linked-in version; the binary then
+// reports the commit the go command stamped into it, as go version -m shows.
+func TestVersionFromBuildInfo(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
+	if err != nil {
+		t.Fatal(err, string(out))
+	}
+	want, modified := "dev", false
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "vcs.revision=") {
+			want = strings.TrimPrefix(f[1], "vcs.revision=")
+		}
+		if len(f) == 2 && f[0] == "build" && f[1] == "vcs.modified=true" {
+			modified = true
+		}
+	}
+	if modified {
+		want += "-dirty"
+	}
+	n := newNode(t, awsemu.Options{})
+	for _, arg := range []string{"version", "--version", "-version"} {
+		cmd := exec.Command(binary, arg)
+		cmd.Env = n.env
+		cmd.Stdin = strings.NewReader(request(protocol.V1, privateImg))
+		got, err := cmd.Output()
+		if err != nil || string(got) != "ecr-credential-provider "+want+"\n" {
+			t.Errorf("%s: %v, printed %q, want version %q", arg, err, got, want)
+		}
+	}
+	if n.emu.Stats().Requests != 0 {
+		t.Fatal("printing the version called AWS")
+	}
+}

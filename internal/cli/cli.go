@@ -51,8 +51,9 @@ func init() {
 	}
 }
 
-// Version is set at link time with -ldflags "-X ...cli.Version=...".
-var Version = "dev"
+// Version is set at link time with -ldflags "-X ...cli.Version=..."; when
+// empty, version() reads it from the build info (see version.go).
+var Version string
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, env *Env) int {
@@ -65,6 +66,9 @@ func Main(args []string, env *Env) int {
 		}
 		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 			return runHelp(ctx, env, nil)
+		}
+		if args[0] == "--version" || args[0] == "-version" {
+			return runVersion(ctx, env, nil)
 		}
 	}
 	// The kubelet runs us with the config's args only: no subcommand means
@@ -80,6 +84,6 @@ func runVersion(_ context.Context, env *Env, args []string) int {
 	if fs.NArg() > 0 {
 		return usageError(env, "version", "unexpected argument %q", fs.Arg(0))
 	}
-	fmt.Fprintf(env.Stdout, "ecr-credential-provider %s\n", Version)
+	fmt.Fprintf(env.Stdout, "ecr-credential-provider %s\n", version())
 	return 0
 }

@@ -89,6 +89,9 @@ func TestAnswer(t *testing.T) {
 		{"cache off", []string{"--no-cache"}, nil, request, time.Hour, false, false},
 		{"subcommand", []string{"doctor", host + "/app"}, nil, request, time.Hour, false, false},
 		{"help", []string{"-h"}, nil, request, time.Hour, false, false},
+		{"version", []string{"version"}, nil, request, time.Hour, false, false},
+		{"--version is the CLI's, not a plugin flag", []string{"--version"}, nil, request, time.Hour, false, false},
+		{"-version", []string{"-version"}, nil, request, time.Hour, false, false},
 		{"unknown flag", []string{"--bogus"}, nil, request, time.Hour, false, false},
 	}
 	for _, tt := range tests {
