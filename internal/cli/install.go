@@ -111,6 +111,10 @@ func report(env *Env, cmd string, res *nodesetup.Result, err error) int {
 		return 1
 	}
 	writeResult(env.Stdout, cmd, res)
+	if res.Incomplete {
+		fmt.Fprintf(env.Stderr, "%s: incomplete: some of what install added is still in place (see the notes above); the kubelet can still start\n", cmd)
+		return 1
+	}
 	return 0
 }
 
@@ -136,6 +140,8 @@ func writeResult(w io.Writer, cmd string, res *nodesetup.Result) {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	case res.Changed && cmd == "install":
 		fmt.Fprintf(w, "installed for %s; the install record is in %s ('ecr-credential-provider uninstall' undoes it)\n", res.Distro, nodesetup.StateDir)
+	case cmd == "uninstall" && res.Incomplete:
+		fmt.Fprintln(w, "uninstalled in part: the files named in the notes are kept")
 	case cmd == "uninstall":
 		fmt.Fprintln(w, "uninstalled")
 	}

@@ -1,6 +1,8 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,20 +30,20 @@ const (
 func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 	w := wiring{Service: "kubelet"}
 	config, binDir, from := eksProviderConfig, eksProviderDir, ""
-	u, err := loadUnit(n, kubeletService, "")
+	u, err := kubeletwiring.LoadUnit(n, kubeletService, "")
 	if err != nil {
 		return w, err
 	}
 	if len(u.Files) > 0 {
-		exec, words, err := u.execStart()
+		exec, words, err := u.ExecStart()
 		if err != nil {
 			return w, err
 		}
-		env, _, err := u.environment(n)
+		env, _, err := u.Environment(n)
 		if err != nil {
 			return w, err
 		}
-		args := expand(words, env, exec.where())
+		args := kubeletwiring.Expand(words, env, exec.Where())
 		plain := make([]string, len(args))
 		for i, a := range args {
 			plain[i] = a.Word
@@ -70,7 +72,7 @@ func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 	}
 	var cfg providerconfig.CredentialProviderConfig
 	if err := yaml.Unmarshal(st.Data, &cfg); err != nil {
-		return w, fmt.Errorf("cannot read %s: %v", config, yamlErr(err))
+		return w, fmt.Errorf("cannot read %s: %v", config, kubeletwiring.YAMLErr(err))
 	}
 	name := ""
 	coversPublic := false
@@ -100,7 +102,7 @@ func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 		sum := sha256.Sum256(cur.Data)
 		w.Notes = append(w.Notes, fmt.Sprintf("the AMI's provider binary %s is %d bytes, sha256 %s", binPath, len(cur.Data), hex.EncodeToString(sum[:])[:16]))
 	}
-	w.Changes = append(w.Changes, change{Path: binPath, Data: binary, Mode: 0o755, Binary: true})
+	w.Changes = append(w.Changes, change{Path: binPath, Data: binary, Mode: 0o755, Binary: true, Role: roleBinary})
 	w.Notes = append(w.Notes, "nodes launched later from the AMI come with its own binary again: run install on them too (from user data, say)")
 	return w, nil
 }
