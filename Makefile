@@ -52,6 +52,9 @@ fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeletwiring -run '^$$' -fuzz FuzzParseUnit -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeletwiring -run '^$$' -fuzz FuzzParseEnvFile -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/kubeletwiring -run '^$$' -fuzz FuzzParseRancherConfig -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:

@@ -175,9 +175,9 @@ func ParseEnvFile(name string, data []byte) ([]EnvAssign, error) {
 		}
 		if c == '\n' {
 			line++
-			if state == preKey {
-				lineStart = i + 1
-			}
+		}
+		if (c == '\n' || c == '\r') && state == preKey {
+			lineStart = i + 1 // a lone '\r' ends a line for systemd too
 		}
 	}
 	switch state {

@@ -71,3 +71,23 @@ func TestSplitWordsAndExpand(t *testing.T) {
 		t.Error("unclosed quote accepted")
 	}
 }
+
+func TestLastFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image-credential-provider-config=/a"}, "/a"},
+		{[]string{"--image-credential-provider-config", "/a"}, "/a"},
+		{[]string{"--image-credential-provider-config=/a", "--image-credential-provider-config=/b"}, "/b"},
+		{[]string{"--image-credential-provider-config-x=/a"}, ""},
+		{[]string{"--", "--image-credential-provider-config=/a"}, ""},
+		{[]string{"--image-credential-provider-config"}, ""},
+		{[]string{"--image-credential-provider-config=/a", "--v", "2", "--image-credential-provider-config", "/c"}, "/c"},
+	}
+	for _, tt := range tests {
+		if got, _ := LastFlag(tt.args, FlagConfig); got.Value != tt.want {
+			t.Errorf("LastFlag(%q) = %q, want %q", tt.args, got.Value, tt.want)
+		}
+	}
+}

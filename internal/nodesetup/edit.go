@@ -165,7 +165,7 @@ func withoutOurProvider(p string, cur []byte) (data []byte, changed, empty bool,
 // flags that still hold our values; the operator's own words stay. When
 // install added the assignment and nothing else is left in it, the line
 // goes too.
-func withoutOurFlags(p string, data []byte, varName string, added bool, flags []kubeletFlag) ([]byte, bool, error) {
+func withoutOurFlags(p string, data []byte, varName string, added bool, flags []kubeletFlag, replaced map[string]string) ([]byte, bool, error) {
 	as, err := kubeletwiring.ParseEnvFile(p, data)
 	if err != nil {
 		return nil, false, err
@@ -177,6 +177,11 @@ func withoutOurFlags(p string, data []byte, varName string, added bool, flags []
 	rest, dropped := dropFlags(a.Value, flags)
 	if !dropped {
 		return data, false, nil
+	}
+	for _, name := range []string{flagConfig, flagBinDir} {
+		if v, ok := replaced[name]; ok {
+			rest = strings.TrimSpace(rest + " " + kubeletFlag{Name: name, Value: v}.String())
+		}
 	}
 	if rest == "" && added {
 		return append(append([]byte{}, data[:a.Start]...), data[a.End:]...), true, nil
@@ -225,24 +230,20 @@ func dropInWithoutOurFlags(data []byte, base string, flags []kubeletFlag) (out [
 	} else {
 		out = append(append(append([]byte{}, data[:start]...), dropInLine(rest)...), data[end:]...)
 	}
-	ss, err := kubeletwiring.ParseUnit(ourDropIn, out)
-	if err != nil {
-		return nil, false, false, err
-	}
-	return out, true, len(ss) == 0, nil
+	return out, true, onlyOurLines(out), nil
 }
 
-// withoutYAMLKeys removes top-level keys whose value is still what install
-// set, and install's comment line before them, from a k3s/rke2 config;
+// withoutYAMLKeys removes top-level keys whose value is still one install
+// set (one of ours), and install's comment line before them, from a k3s/rke2 config;
 // the result is checked to be the old mapping without exactly those keys.
-func withoutYAMLKeys(p string, data []byte, want map[string]string) ([]byte, bool, error) {
+func withoutYAMLKeys(p string, data []byte, keys []string, ours []kubeletFlag, replaced map[string]string) ([]byte, bool, error) {
 	old, err := kubeletwiring.ParseRancherConfig(p, data)
 	if err != nil {
 		return nil, false, err
 	}
 	var drop []string
-	for k, v := range want {
-		if cur, ok := old[k]; ok && fmt.Sprint(cur) == v {
+	for _, k := range keys {
+		if cur, ok := old[k]; ok && hasFlag(ours, k, fmt.Sprint(cur)) {
 			drop = append(drop, k)
 		}
 	}
@@ -253,19 +254,23 @@ func withoutYAMLKeys(p string, data []byte, want map[string]string) ([]byte, boo
 	var out []string
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
-		hit := false
+		hit := ""
 		for _, k := range drop {
 			if strings.HasPrefix(l, k+":") || strings.HasPrefix(l, `"`+k+`":`) || strings.HasPrefix(l, "'"+k+"':") {
-				hit = true
+				hit = k
 			}
 		}
-		if !hit {
+		if hit == "" {
 			out = append(out, l)
 			continue
 		}
-		// Continuation lines of the entry go with it.
+		// Continuation lines of the entry go with it; the entry install
+		// replaced comes back as it was.
 		for i+1 < len(lines) && lines[i+1] != "" && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
 			i++
+		}
+		if raw, ok := replaced[hit]; ok {
+			out = append(out, raw)
 		}
 	}
 	text := strings.Join(out, "")
@@ -273,6 +278,15 @@ func withoutYAMLKeys(p string, data []byte, want map[string]string) ([]byte, boo
 	for k, v := range old {
 		if !slices.Contains(drop, k) {
 			rest[k] = v
+		}
+	}
+	for k, raw := range replaced {
+		if slices.Contains(drop, k) {
+			m, err := kubeletwiring.ParseRancherConfig(p, []byte(raw))
+			if err != nil {
+				return nil, false, err
+			}
+			rest[k] = m[k]
 		}
 	}
 	if !hasAny(rest, flagBinDir, flagConfig) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"slices"
@@ -66,10 +67,44 @@ func lockState(n *nodeFS) (*stateLock, error) {
 		now, err2 := n.root.Lstat(rel)
 		if err1 == nil && err2 == nil && os.SameFile(held, now) {
 			l.f = f
-			return l, nil
+			return l, l.remember()
 		}
 		f.Close()
 	}
+}
+
+// remember adds the directories this run made for the state directory to
+// those the lock file lists, so that the run that removes the state
+// directory, whichever it is, removes them too.
+func (l *stateLock) remember() error {
+	if len(l.made) == 0 {
+		return nil
+	}
+	all := dedupe(append(l.dirs(), l.made...))
+	b, _ := json.Marshal(all)
+	if err := l.f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := l.f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return l.f.Sync()
+}
+
+// dirs are the directories the lock file lists.
+func (l *stateLock) dirs() []string {
+	b, err := io.ReadAll(io.NewSectionReader(l.f, 0, 1<<16))
+	var out []string
+	if err != nil || json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	var clean []string
+	for _, d := range out {
+		if d == StateDir || strings.HasPrefix(StateDir, d+"/") {
+			clean = append(clean, d)
+		}
+	}
+	return clean
 }
 
 // release drops the lock. When no install record is left (the last
@@ -86,8 +121,10 @@ func (l *stateLock) release(n *nodeFS, extraDirs []string) error {
 			return err
 		}
 	}
-	dirs := dedupe(append(append([]string{}, l.made...), extraDirs...))
+	dirs := dedupe(append(l.dirs(), extraDirs...))
 	dirs = append([]string{backupDir, StateDir}, dirs...)
+	// Directories the record listed may be left by a run killed before it
+	// removed them; with the record gone, those are removed here.
 	slices.SortStableFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, d := range dedupe(dirs) {
 		if d == StateDir || strings.HasPrefix(StateDir, d+"/") || strings.HasPrefix(d, StateDir+"/") {

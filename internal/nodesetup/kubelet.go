@@ -37,6 +37,9 @@ type change struct {
 	AddedVar bool
 	// Keys are the k3s/rke2 config keys a wiring file sets.
 	Keys []string
+	// Set are our flags (or keys) and their values; Replaced what they
+	// were before, for uninstall to put back.
+	Set, Replaced map[string]string
 }
 
 // The roles of the files install writes.
@@ -45,6 +48,31 @@ const (
 	roleConfig = "config"
 	roleWiring = "wiring"
 )
+
+// envFileHeader starts an env file install creates.
+const envFileHeader = "# Extra kubelet flags, read by kubelet.service"
+
+// flagMap is flags as a manifest records them.
+func flagMap(flags []kubeletFlag) map[string]string {
+	m := map[string]string{}
+	for _, f := range flags {
+		m[f.Name] = f.Value
+	}
+	return m
+}
+
+// replacedFlags are the settings withFlags dropped, by flag name (the last
+// one counts, as for the kubelet).
+func replacedFlags(dropped []flagOccurrence) map[string]string {
+	if len(dropped) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, o := range dropped {
+		m[o.Name] = o.Value
+	}
+	return m
+}
 
 // wiring is how a distribution's kubelet is told about the provider.
 type wiring struct {
@@ -118,17 +146,25 @@ func planKubeletUnit(n *nodeFS, d Distro, flags []kubeletFlag) (wiring, error) {
 		newValue, dropped = withFlags(base, flags)
 		data := st.Data
 		if !st.Exists {
-			data = []byte("# Extra kubelet flags, read by kubelet.service (" + strings.Join(u.Files, ", ") + ").\n")
+			data = []byte(envFileHeader + " (" + strings.Join(u.Files, ", ") + ").\n")
 		}
 		_, had := kubeletwiring.LookupEnv(as, extraArgsVar)
-		w.Changes = append(w.Changes, change{Path: target, Data: setEnvVar(data, as, extraArgsVar, newValue), Role: roleWiring, Var: extraArgsVar, AddedVar: !had})
+		w.Changes = append(w.Changes, change{Path: target, Data: setEnvVar(data, as, extraArgsVar, newValue), Role: roleWiring, Var: extraArgsVar, AddedVar: !had, Set: flagMap(flags), Replaced: replacedFlags(dropped)})
 	} else {
 		base := env[extraArgsVar].Value
-		newValue, dropped = withFlags(base, flags)
 		st, err := n.read(ourDropIn)
 		if err != nil {
 			return w, err
 		}
+		if st.Exists {
+			// What the operator added to our line since stays in it.
+			if _, _, v, ok, err := dropInValue(st.Data); err != nil {
+				return w, err
+			} else if ok {
+				base = v
+			}
+		}
+		newValue, dropped = withFlags(base, flags)
 		data := dropInFor(newValue)
 		if st.Exists {
 			// Someone added to our drop-in: change only our line.
@@ -136,10 +172,10 @@ func planKubeletUnit(n *nodeFS, d Distro, flags []kubeletFlag) (wiring, error) {
 				return w, err
 			}
 		}
-		w.Changes = append(w.Changes, change{Path: ourDropIn, Data: data, Mode: 0o644, Unit: true, Role: roleWiring, Var: extraArgsVar, AddedVar: true})
+		w.Changes = append(w.Changes, change{Path: ourDropIn, Data: data, Mode: 0o644, Unit: true, Role: roleWiring, Var: extraArgsVar, AddedVar: true, Set: flagMap(flags)})
 	}
 	for _, o := range dropped {
-		w.Notes = append(w.Notes, fmt.Sprintf("replaced --%s=%s in %s (the original is restored by uninstall)", o.Name, o.Value, extraArgsVar))
+		w.Notes = append(w.Notes, fmt.Sprintf("replaced --%s=%s in %s (uninstall puts it back)", o.Name, o.Value, extraArgsVar))
 	}
 
 	// The kubelet takes the last value of a repeated flag; make sure

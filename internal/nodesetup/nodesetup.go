@@ -146,6 +146,7 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.abandonOnCrash()
 	res := &Result{Distro: o.Distro, DryRun: o.DryRun, Notes: s.notes}
 	p, service, err := planInstallRun(s, o, binary, res)
 	if err != nil || p == nil {
@@ -202,11 +203,7 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 	changes = append(changes, w.Changes...)
 	res.Notes = append(res.Notes, w.Notes...)
 
-	var made []string
-	if s.lock != nil {
-		made = s.lock.made
-	}
-	p, err := planInstall(n, m, manifest{Version: manifestVersion, Distro: res.Distro, Service: w.Service, BinDir: binDir, Config: config, Dirs: made}, changes)
+	p, err := planInstall(n, m, manifest{Version: manifestVersion, Distro: res.Distro, Service: w.Service, BinDir: binDir, Config: config}, changes)
 	if err != nil {
 		return nil, "", err
 	}
@@ -288,6 +285,7 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.abandonOnCrash()
 	res.Notes = s.notes
 	if s.m == nil {
 		res.Unchanged = true
@@ -334,9 +332,7 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 		res.Incomplete = true
 	}
 	res.Notes = append(res.Notes, p.notes...)
-	if len(p.notes) > 0 && len(keep) > 0 {
-		res.Incomplete = true
-	}
+	res.Incomplete = p.left
 	return s.finish(ctx, o, res, p, s.m.Service)
 }
 
@@ -405,6 +401,26 @@ func (s *session) close(dirs []string, err error) error {
 	}
 	s.n.Close()
 	return err
+}
+
+// abandonOnCrash lets a test's simulated kill -9 (a panic at a crash
+// point) release what the kernel would release: the lock and open files.
+// Nothing is cleaned up, as nothing would be.
+func (s *session) abandonOnCrash() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, ok := r.(errCrash); ok {
+		if s.n.j != nil {
+			s.n.j.f.Close()
+		}
+		if s.lock != nil {
+			s.lock.f.Close()
+		}
+		s.n.root.Close()
+	}
+	panic(r)
 }
 
 var errRunAsRoot = errors.New("install and uninstall write to /etc and /var/lib: run as root (sudo), or use --dry-run to see what they would do")

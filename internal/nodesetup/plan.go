@@ -1,7 +1,6 @@
 package nodesetup
 
 import (
-	"bytes"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"path/filepath"
 	"syscall"
@@ -58,6 +57,18 @@ type manifestFile struct {
 	Var      string      `json:"var,omitempty"`
 	AddedVar bool        `json:"addedVar,omitempty"`
 	Keys     []string    `json:"keys,omitempty"`
+	// Set are the flags (or keys) a wiring file sets and their values;
+	// Replaced are the values they had before install, put back by
+	// uninstall.
+	Set map[string]string `json:"set,omitempty"`
+	// Values are every value install ever gave each flag or key in this
+	// file (a run killed part way may have left any of them).
+	Values   map[string][]string `json:"values,omitempty"`
+	Replaced map[string]string   `json:"replaced,omitempty"`
+	// Undo marks a file an install in progress is about to undo (its
+	// paths changed); the record keeps it until that is done, so a crash
+	// in between loses track of nothing.
+	Undo bool `json:"undo,omitempty"`
 }
 
 func (m *manifest) find(p string) *manifestFile {
@@ -155,6 +166,8 @@ type op struct {
 type plan struct {
 	ops   []op
 	notes []string
+	// left is true when uninstall leaves files of install's in place.
+	left bool
 }
 
 func (p *plan) nodeOps() []op {
@@ -199,7 +212,7 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 			}
 		}
 		e := m.find(c.Path)
-		if e != nil && cur.Exists && sum(cur.Data) != e.SHA256 {
+		if e != nil && cur.Exists && sum(cur.Data) != e.SHA256 && !backupHolds(n, e, cur) {
 			// Edited since install wrote it: from now on only our part of
 			// it is ours.
 			if e.Backup != "" {
@@ -218,7 +231,7 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 		}
 		o := op{kind: opWrite, path: c.Path, data: c.Data, mode: mode, uid: -1, gid: -1, old: cur, binary: c.Binary, unit: c.Unit}
 		if e == nil {
-			m.Files = append(m.Files, manifestFile{Path: c.Path, Role: c.Role, Created: !cur.Exists, Var: c.Var, AddedVar: c.AddedVar})
+			m.Files = append(m.Files, manifestFile{Path: c.Path, Role: c.Role, Created: !cur.Exists, Var: c.Var, AddedVar: c.AddedVar, Replaced: c.Replaced})
 			e = &m.Files[len(m.Files)-1]
 			if cur.Exists {
 				e.Backup, e.Mode, e.UID, e.GID = backupPath(c.Path), cur.Mode, cur.UID, cur.GID
@@ -228,6 +241,17 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 		}
 		e.Keys = dedupe(append(e.Keys, c.Keys...))
 		e.SHA256 = sum(c.Data)
+		if len(c.Set) > 0 {
+			e.Set = c.Set
+		}
+		for k, v := range c.Set {
+			if e.Values == nil {
+				e.Values = map[string][]string{}
+			}
+			if !slices.Contains(e.Values[k], v) {
+				e.Values[k] = append(e.Values[k], v)
+			}
+		}
 		if cur.Exists {
 			o.uid, o.gid = cur.UID, cur.GID
 		}
@@ -268,6 +292,7 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 	for p := range wanted {
 		inUse = append(inUse, p)
 	}
+	undoing := slices.ContainsFunc(node, func(o op) bool { return o.kind == opRemove || o.restore })
 	var keptDirs []string
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
 		d := m.Dirs[i]
@@ -278,13 +303,24 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 		}
 		keptDirs = append([]string{d}, keptDirs...)
 	}
+	// The record written first still holds what is being undone (marked
+	// so); the one written last does not.
+	first := m
+	first.Files = slices.Clone(m.Files)
+	for i := range first.Files {
+		if !wanted[first.Files[i].Path] && !slices.ContainsFunc(keep, func(f manifestFile) bool { return f.Path == first.Files[i].Path }) {
+			first.Files[i].Undo = true
+		}
+	}
 	m.Files, m.Dirs = keep, keptDirs
 	if len(node) == 0 && len(internal) == 0 {
 		return p, nil
 	}
 
-	// Directories first, then the record and backups, so a crash part way
-	// leaves a record uninstall can work from; then the node's files (the
+	// Backups first (one a crash leaves unrecorded is swept by the next
+	// run), then the record, naming every directory, backup and file the
+	// run may create, so a crash part way leaves a record uninstall can
+	// work from; then directories; then the node's files (the
 	// binary before the config before the wiring, so that the kubelet is
 	// never pointed at something not there yet); backups no longer needed
 	// go last.
@@ -298,19 +334,27 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range dirs {
-		mode, internal := fs.FileMode(0o755), false
-		if d == StateDir || strings.HasPrefix(d, StateDir+"/") {
-			mode, internal = 0o700, true
-		}
-		p.ops = append(p.ops, op{kind: opMkdir, path: d, mode: mode, internal: internal})
-	}
 	m.Dirs = dedupe(append(m.Dirs, dirs...))
-	record.data = m.encode()
-	p.ops = append(p.ops, record)
+	first.Dirs = dedupe(append(first.Dirs, dirs...))
+	record.data = first.encode()
+	var nodeDirs []op
+	for _, d := range dirs {
+		if d == StateDir || strings.HasPrefix(d, StateDir+"/") {
+			p.ops = append(p.ops, op{kind: opMkdir, path: d, mode: 0o700, internal: true})
+		} else {
+			nodeDirs = append(nodeDirs, op{kind: opMkdir, path: d, mode: 0o755})
+		}
+	}
 	p.ops = append(p.ops, backups...)
+	p.ops = append(p.ops, record)
+	p.ops = append(p.ops, nodeDirs...)
 	p.ops = append(p.ops, node...)
 	p.ops = append(p.ops, internal...)
+	if undoing {
+		final := record
+		final.data, final.old = m.encode(), fileState{Exists: true, Data: record.data, Mode: 0o600, UID: -1, GID: -1}
+		p.ops = append(p.ops, final)
+	}
 	return p, nil
 }
 
@@ -368,7 +412,9 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 	}
 	unit, bin := isUnitFile(f.Path), f.Role == roleBinary
 	remove := op{kind: opRemove, path: f.Path, old: cur, unit: unit, binary: bin || isBinary(f.Path, cur.Data), role: f.Role}
-	if !cur.Exists {
+	if !cur.Exists || bk.Exists && sameContent(bk, cur.Data) {
+		// Gone, or still the original: install never got to write it (it
+		// was killed first), or someone put the original back.
 		return dropBackup(nil), "", nil
 	}
 	ours := sum(cur.Data) == f.SHA256
@@ -392,6 +438,11 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 		return dropBackup([]op{{kind: opWrite, path: f.Path, data: data, mode: cur.Mode, uid: cur.UID, gid: cur.GID, old: cur, unit: unit, role: f.Role, detail: "took out what install added"}}), "", nil
 	}
 	flags := ourFlags(m.Config, m.BinDir)
+	for name, vs := range f.Values {
+		for _, v := range vs {
+			flags = append(flags, kubeletFlag{Name: name, Value: v})
+		}
+	}
 	switch {
 	case f.Role == roleBinary:
 		return nil, fmt.Sprintf("%s changed since install (another binary?), so it was left in place; remove it yourself if it is no longer needed, or pass --force", f.Path), nil
@@ -405,29 +456,42 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 		}
 		return edit(dropInWithoutOurFlags(cur.Data, base, flags))
 	case f.Var != "":
-		data, changed, err := withoutOurFlags(f.Path, cur.Data, f.Var, f.AddedVar, flags)
-		return edit(data, changed, changed && f.Created && len(bytes.TrimSpace(stripComments(data))) == 0, err)
+		data, changed, err := withoutOurFlags(f.Path, cur.Data, f.Var, f.AddedVar, flags, f.Replaced)
+		return edit(data, changed, changed && f.Created && onlyOurLines(data), err)
 	case len(f.Keys) > 0:
-		want := map[string]string{}
-		for _, k := range f.Keys {
-			want[k] = map[string]string{flagConfig: m.Config, flagBinDir: m.BinDir}[k]
-		}
-		data, changed, err := withoutYAMLKeys(f.Path, cur.Data, want)
-		return edit(data, changed, changed && f.Created && len(bytes.TrimSpace(stripComments(data))) == 0, err)
+		data, changed, err := withoutYAMLKeys(f.Path, cur.Data, f.Keys, flags, f.Replaced)
+		return edit(data, changed, changed && f.Created && onlyOurLines(data), err)
 	}
 	return nil, fmt.Sprintf("%s changed since install, so it was left in place; its original is in %s (pass --force to restore it anyway)", f.Path, f.Backup), nil
 }
 
-// stripComments drops '#' comment lines, to tell a file that holds
-// nothing but install's header from one with settings in it.
-func stripComments(data []byte) []byte {
-	var out []byte
-	for _, l := range bytes.SplitAfter(data, []byte("\n")) {
-		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
-			out = append(out, l...)
+// ourLines are the lines install writes around its settings in files it
+// creates: a file with nothing else left in it is install's to remove.
+var ourLines = []string{
+	envFileHeader, strings.TrimSpace(addedComment), "[Service]",
+	"# Written by 'ecr-credential-provider install'; 'ecr-credential-provider uninstall' removes it.",
+	"# kubelet.service's ExecStart expands $" + extraArgsVar + "; this adds the image",
+	"# credential provider flags to it.",
+}
+
+func onlyOurLines(data []byte) bool {
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(ourLines, func(o string) bool { return strings.HasPrefix(l, o) }) {
+			return false
 		}
 	}
-	return out
+	return true
+}
+
+// backupHolds reports whether a file still holds its original, kept in
+// the backup: install recorded what it would write but died before it did.
+func backupHolds(n *nodeFS, e *manifestFile, cur fileState) bool {
+	if e.Backup == "" {
+		return false
+	}
+	bk, err := n.read(e.Backup)
+	return err == nil && sameContent(bk, cur.Data)
 }
 
 // baseExtraArgs is KUBELET_EXTRA_ARGS as kubelet.service sets it without
@@ -498,14 +562,19 @@ func planUninstall(n *nodeFS, m *manifest, force bool, keep map[string]string) (
 		p.ops = append(p.ops, internal...)
 		p.ops = append(p.ops, op{kind: opWrite, path: stateFile, data: rest.encode(), mode: 0o600, uid: -1, gid: -1, old: cur, internal: true})
 		p.notes = append(p.notes, "the install record "+stateFile+" keeps the files above; run uninstall again once they are sorted out")
+		p.left = true
 		return p, nil
 	}
 	p.ops = append(p.ops, internal...)
-	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
+	// Directories before the record that lists them: a crash in between
+	// leaves the record, and the next run removes the rest. The state
+	// directory's own go when the lock is released.
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
-		d := m.Dirs[i]
-		p.ops = append(p.ops, op{kind: opRmdir, path: d, internal: d == StateDir || strings.HasPrefix(d, StateDir+"/")})
+		if d := m.Dirs[i]; d != StateDir && !strings.HasPrefix(d, StateDir+"/") && !strings.HasPrefix(StateDir, d+"/") {
+			p.ops = append(p.ops, op{kind: opRmdir, path: d})
+		}
 	}
+	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
 	return p, nil
 }
 

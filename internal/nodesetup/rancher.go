@@ -56,14 +56,14 @@ func planRancher(n *nodeFS, d Distro, binDir, config string, pending []change) (
 	if err != nil {
 		return w, fmt.Errorf("refusing to edit %w", err)
 	}
-	set := map[string]string{}
+	set, replaced := map[string]string{}, map[string]string{}
 	for _, key := range []string{flagBinDir, flagConfig} {
 		v, ok := base[key]
 		switch {
 		case ok && fmt.Sprint(v) == want[key]:
 		case ok:
-			set[key] = want[key]
-			w.Notes = append(w.Notes, fmt.Sprintf("replaced %s: %v in %s", key, v, r.config))
+			set[key], replaced[key] = want[key], fmt.Sprint(v)
+			w.Notes = append(w.Notes, fmt.Sprintf("replaced %s: %v in %s (uninstall puts it back)", key, v, r.config))
 		case want[key] != defaults[key]:
 			set[key] = want[key]
 		}
@@ -71,14 +71,18 @@ func planRancher(n *nodeFS, d Distro, binDir, config string, pending []change) (
 	data := st.Data
 	switch {
 	case len(set) > 0:
-		if data, err = setYAMLKeys(r.config, st.Data, base, set); err != nil {
+		var raw map[string]string
+		if data, raw, err = setYAMLKeysRaw(r.config, st.Data, base, set); err != nil {
 			return w, err
 		}
-		w.Changes = append(w.Changes, change{Path: r.config, Data: data, Role: roleWiring, Keys: sortedKeys(set)})
+		for k := range replaced {
+			replaced[k] = raw[k]
+		}
+		w.Changes = append(w.Changes, change{Path: r.config, Data: data, Role: roleWiring, Keys: sortedKeys(set), Set: want, Replaced: replaced})
 	case base[flagBinDir] != nil || base[flagConfig] != nil:
 		// Already as wanted (by an earlier install, maybe): say so, so
 		// that it is kept rather than undone as no longer needed.
-		w.Changes = append(w.Changes, change{Path: r.config, Data: st.Data, Role: roleWiring, Keys: ourKeys(base, want)})
+		w.Changes = append(w.Changes, change{Path: r.config, Data: st.Data, Role: roleWiring, Keys: ourKeys(base, want), Set: want})
 	}
 
 	var ops []op
@@ -140,9 +144,18 @@ var docMarkerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // the key at the end; then it parses the result and checks it is exactly
 // the old mapping with those keys set, and refuses if not.
 func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]string) ([]byte, error) {
+	out, _, err := setYAMLKeysRaw(name, data, old, set)
+	return out, err
+}
+
+// setYAMLKeysRaw is setYAMLKeys that also returns, for each key it
+// replaced, the entry's text as it was, so that uninstall can put exactly
+// that back.
+func setYAMLKeysRaw(name string, data []byte, old map[string]any, set map[string]string) ([]byte, map[string]string, error) {
+	raw := map[string]string{}
 	text := string(data)
 	if ms := docMarkerRe().FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
-		return nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
+		return nil, nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
 	}
 	lines := strings.SplitAfter(text, "\n")
 	if len(lines) > 0 && lines[len(lines)-1] == "" {
@@ -169,7 +182,7 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 			continue
 		case 1:
 		default:
-			return nil, fmt.Errorf("refusing to edit %s: %s is set %d times (lines %d and %d)", name, k, len(at), at[0]+1, at[1]+1)
+			return nil, nil, fmt.Errorf("refusing to edit %s: %s is set %d times (lines %d and %d)", name, k, len(at), at[0]+1, at[1]+1)
 		}
 		// The entry runs until the next line that starts in column 0.
 		end := at[0] + 1
@@ -178,9 +191,12 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 		}
 		repl := []string{entry}
 		// Blank lines between this entry and the next belong to the layout.
+		last := end
 		for j := end - 1; j > at[0] && strings.TrimSpace(lines[j]) == ""; j-- {
 			repl = append(repl, lines[j])
+			last = j
 		}
+		raw[k] = strings.Join(lines[at[0]:last], "")
 		lines = append(lines[:at[0]], append(repl, lines[end:]...)...)
 	}
 	out := strings.Join(lines, "")
@@ -194,7 +210,7 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 
 	got, err := kubeletwiring.ParseRancherConfig(name, []byte(out))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	want := map[string]any{}
 	for k, v := range old {
@@ -208,9 +224,9 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 		for _, k := range keys {
 			fmt.Fprintf(&by, "\n  %s: %s", k, yamlScalar(set[k]))
 		}
-		return nil, fmt.Errorf("refusing to edit %s: its layout (flow style or unusual indentation?) does not allow a safe text edit; set by hand:%s", name, by.String())
+		return nil, nil, fmt.Errorf("refusing to edit %s: its layout (flow style or unusual indentation?) does not allow a safe text edit; set by hand:%s", name, by.String())
 	}
-	return []byte(out), nil
+	return []byte(out), raw, nil
 }
 
 // yamlScalar writes a path as a YAML scalar; checkPathFlag already keeps
