@@ -233,7 +233,11 @@ func (n *nodeFS) removeDirIfEmpty(p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return true, n.root.Remove(rel)
+	err = n.root.Remove(rel)
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) || errors.Is(err, fs.ErrNotExist) {
+		return false, nil // someone else's run put something in it just now
+	}
+	return err == nil, err
 }
 
 func (n *nodeFS) remove(p string) error {

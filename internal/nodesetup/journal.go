@@ -34,8 +34,8 @@ type stateLock struct {
 // state directory (the last uninstall) unlinks the file while holding it,
 // so a waiter checks, once it has the lock, that the file it locked is
 // still the one at the path, and starts again if not.
-func lockState(n *nodeFS) (*stateLock, error) {
-	l := &stateLock{}
+func lockState(n *nodeFS, inherit []string) (*stateLock, error) {
+	l := &stateLock{made: inherit}
 	for {
 		missing, err := n.missingDirs(StateDir)
 		if err != nil {
@@ -46,16 +46,25 @@ func lockState(n *nodeFS) (*stateLock, error) {
 			if d == StateDir {
 				mode = 0o700
 			}
-			if err := n.mkdir(d, mode); err != nil && !errors.Is(err, os.ErrExist) {
+			err := n.mkdir(d, mode)
+			if errors.Is(err, os.ErrNotExist) {
+				break // the last run removed a parent just now: again
+			}
+			if err != nil && !errors.Is(err, os.ErrExist) {
 				return nil, fmt.Errorf("create %s: %w", d, err)
 			}
-			l.made = append(l.made, d)
+			if err == nil {
+				l.made = append(l.made, d)
+			}
 		}
 		rel, err := n.resolve(lockFile)
 		if err != nil {
 			return nil, err
 		}
 		f, err := n.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the last run removed the directory just now: again
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", lockFile, err)
 		}
@@ -73,7 +82,8 @@ func lockState(n *nodeFS) (*stateLock, error) {
 	}
 }
 
-// remember adds the directories this run made for the state directory to
+// remember adds the directories this run made (or inherited from a run
+// that could not remove them) for the state directory to
 // those the lock file lists, so that the run that removes the state
 // directory, whichever it is, removes them too.
 func (l *stateLock) remember() error {
@@ -112,26 +122,38 @@ func (l *stateLock) dirs() []string {
 // state directory goes, with the directories the lock created for it:
 // nothing of install's may outlive it.
 func (l *stateLock) release(n *nodeFS, extraDirs []string) error {
-	defer l.f.Close()
 	if n.exists(stateFile) {
-		return nil
+		return l.f.Close()
 	}
+	dirs := dedupe(append(l.dirs(), extraDirs...))
 	for _, p := range []string{journalFile, lockFile} {
 		if err := n.remove(p); err != nil {
+			l.f.Close()
 			return err
 		}
 	}
-	dirs := dedupe(append(l.dirs(), extraDirs...))
-	dirs = append([]string{backupDir, StateDir}, dirs...)
+	l.f.Close()
 	// Directories the record listed may be left by a run killed before it
 	// removed them; with the record gone, those are removed here.
+	dirs = append([]string{backupDir, StateDir}, dirs...)
 	slices.SortStableFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, d := range dedupe(dirs) {
-		if d == StateDir || strings.HasPrefix(StateDir, d+"/") || strings.HasPrefix(d, StateDir+"/") {
-			if _, err := n.removeDirIfEmpty(d); err != nil {
-				return err
-			}
+		if d != StateDir && !strings.HasPrefix(StateDir, d+"/") && !strings.HasPrefix(d, StateDir+"/") {
+			continue
 		}
+		if _, err := n.removeDirIfEmpty(d); err != nil {
+			return err
+		}
+	}
+	// Another run may have created the state directory again meanwhile
+	// (it is empty, or holds just its lock file): then it needs to know
+	// which directories are install's, or they outlive the last uninstall.
+	if names, err := n.readDir(StateDir); err == nil && n.isDir(StateDir) && !slices.ContainsFunc(names, func(s string) bool { return s != "lock" && s != "journal" }) {
+		next, err := lockState(n, dirs)
+		if err != nil {
+			return err
+		}
+		return next.release(n, nil)
 	}
 	return nil
 }

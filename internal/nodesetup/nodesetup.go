@@ -272,7 +272,7 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{DryRun: o.DryRun}
-	if n, err := openNodeFS(o.Root); err == nil {
+	if n, err := openNodeFS(o.Root); err == nil && !o.DryRun {
 		there := n.exists(StateDir)
 		n.Close()
 		if !there {
@@ -358,11 +358,14 @@ type session struct {
 func openSession(o Options) (*session, error) {
 	n, err := openNodeFS(o.Root)
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+			return nil, errRunAsRoot
+		}
 		return nil, err
 	}
 	s := &session{n: n}
 	if !o.DryRun {
-		if s.lock, err = lockState(n); err != nil {
+		if s.lock, err = lockState(n, nil); err != nil {
 			n.Close()
 			if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 				return nil, errRunAsRoot

@@ -542,3 +542,43 @@ func TestRestart(t *testing.T) {
 		}
 	}
 }
+
+// An env file written with CRLF line ends (edited on Windows, or by a
+// tool that does) keeps them: no blank line is added, no '\r' gets into a
+// value, and uninstall gives back the file byte for byte.
+func TestCRLFEnvFile(t *testing.T) {
+	ctx := context.Background()
+	root := nodeRoot(t, "kubeadm-rhel")
+	env := filepath.Join(root, "etc/sysconfig/kubelet")
+	orig := "# set by hand\r\nKUBELET_EXTRA_ARGS=--cgroup-driver=systemd --max-pods=50\r\nHTTPS_PROXY=http://proxy:3128\r\n"
+	os.WriteFile(env, []byte(orig), 0o644)
+	if _, err := Install(ctx, Options{Root: root, Binary: writeBinary(t, fakeBinary)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(env)
+	if strings.Contains(string(got), "\r\n\r\n") || strings.Count(string(got), "\n") != 3 || strings.Count(string(got), "\r\n") != 3 {
+		t.Errorf("install changed the line structure:\n%q", got)
+	}
+	as, err := kubeletwiring.ParseEnvFile("f", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		if strings.ContainsAny(a.Value, "\r\x00") {
+			t.Errorf("%s = %q carries a control character", a.Key, a.Value)
+		}
+	}
+	if v := view(t, root, Kubeadm); v.Config != DefaultConfig || !slices.Contains(v.Args, "--max-pods=50") {
+		t.Errorf("kubelet would get %+v", v)
+	}
+	// Edited since (so no whole-file restore): uninstall edits CRLF too.
+	os.WriteFile(env, append(got, "NO_PROXY=10.0.0.0/8\r\n"...), 0o644)
+	if _, err := Uninstall(ctx, Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(env)
+	want := "# set by hand\r\nKUBELET_EXTRA_ARGS=\"--cgroup-driver=systemd --max-pods=50\"\r\nHTTPS_PROXY=http://proxy:3128\r\nNO_PROXY=10.0.0.0/8\r\n"
+	if string(got) != want {
+		t.Errorf("after uninstall:\n%q\nwant\n%q", got, want)
+	}
+}
