@@ -21,14 +21,15 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&o.Config, "config", "", "the kubelet's --image-credential-provider-config (default: the distro's; "+nodesetup.DefaultConfig+" for kubeadm and systemd)")
 	fs.BoolVar(&o.Public, "public", false, "also match ECR Public images (public.ecr.aws)")
 	fs.StringVar(&o.Binary, "binary", "", "the binary to install (default: this executable)")
-	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a config with other providers")
+	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a provider config it cannot edit safely")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider install [flags]
 
 Installs this binary and a CredentialProviderConfig for Amazon ECR on this
 node, and wires the kubelet to them the way the node's distribution expects.
-Every file it edits is backed up; 'ecr-credential-provider uninstall' undoes
-it all. Running it again changes nothing.
+It changes only its own entry, flags and keys, keeping everything else in
+the files it edits; 'ecr-credential-provider uninstall' undoes it. Running
+it again changes nothing.
 
 Flags:
 `)
@@ -54,14 +55,16 @@ func runUninstall(ctx context.Context, env *Env, args []string) int {
 	fs.SetOutput(env.Stderr)
 	var o nodesetup.Options
 	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
-	commonFlags(fs, &o, "restore or remove", "also undo files that changed since install")
+	commonFlags(fs, &o, "restore or remove", "put back the whole original of files changed since install, dropping those changes")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: ecr-credential-provider uninstall [flags]
 
 Undoes what install did, from its record in `+nodesetup.StateDir+`:
-restores every file it edited from its backup and removes the files and
-directories it created. Files changed since install are left alone unless
---force. Running it again changes nothing.
+takes its provider entry, flags and keys out of the files it edited
+(leaving every other line as it is now; a file unchanged since install
+comes back whole from its backup) and removes the files and directories
+it created. Files the kubelet's wiring still names are kept, and it then
+exits 1. Running it again changes nothing.
 
 Flags:
 `)
