@@ -23,6 +23,17 @@ const (
 	eksProviderConfig = "/etc/eks/image-credential-provider/config.json"
 )
 
+// markersFound lists which of dirs/name exist.
+func markersFound(n *nodeFS, dirs []string, name string) []string {
+	var out []string
+	for _, d := range dirs {
+		if p := path.Join(d, name); n.exists(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // planEKS looks at the provider an EKS AMI already runs. Its config is
 // nodeadm's to write (AL2023 rewrites it at every boot), so the only change
 // install can make is the binary in the AMI's bin dir, and it makes it only
@@ -30,31 +41,18 @@ const (
 func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 	w := wiring{Service: "kubelet"}
 	config, binDir, from := eksProviderConfig, eksProviderDir, ""
-	u, err := kubeletwiring.LoadUnit(n, kubeletService, "")
-	if err != nil {
-		return w, err
-	}
-	if len(u.Files) > 0 {
-		exec, words, err := u.ExecStart()
+	if len(markersFound(n, kubeletwiring.UnitDirs, kubeletService)) > 0 {
+		kw, err := kubeletwiring.Read(n, kubeletwiring.Kubelet)
 		if err != nil {
 			return w, err
 		}
-		env, _, err := u.Environment(n)
-		if err != nil {
-			return w, err
-		}
-		args := kubeletwiring.Expand(words, env, exec.Where())
-		plain := make([]string, len(args))
-		for i, a := range args {
-			plain[i] = a.Word
-		}
-		for _, o := range findFlags(plain, flagConfig, flagBinDir) {
-			if o.Name == flagConfig {
-				config = o.Value
-			} else {
-				binDir = o.Value
+		for _, v := range []struct {
+			dst *string
+			got kubeletwiring.Value
+		}{{&config, kw.Config}, {&binDir, kw.BinDir}} {
+			if v.got.Value != "" {
+				*v.dst, from = v.got.Value, v.got.From
 			}
-			from = args[o.Index].From
 		}
 	}
 	if from == "" && !n.exists(config) {
