@@ -127,6 +127,9 @@ func mergeConfig(p string, cur, recommended []byte) ([]byte, []string, error) {
 		}
 		return out
 	}
+	if reflect.DeepEqual(clean(providers), clean(f.Config.Providers)) {
+		return cur, notes, nil // already as wanted: not a byte rewritten
+	}
 	if !f.JSON && f.APIVersion == rec.APIVersion && reflect.DeepEqual(clean(providers), clean(rec.Config.Providers)) {
 		return recommended, notes, nil
 	}

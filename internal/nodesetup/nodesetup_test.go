@@ -413,6 +413,9 @@ func TestEditsSurviveReinstallAndUninstall(t *testing.T) {
 	if b, _ := os.ReadFile(env); string(b) != string(edited) {
 		t.Errorf("re-install changed the edited env file:\n%s", b)
 	}
+	if b, _ := os.ReadFile(cfg); !strings.HasSuffix(string(b), "value: /root/.aws/credentials\n") || !strings.HasPrefix(string(b), string(c)) {
+		t.Errorf("re-install rewrote the config although our entry was already as wanted:\n%s", b)
+	}
 	f, err := decodeStrict(DefaultConfig, must(os.ReadFile(cfg)))
 	if err != nil || len(f.Config.Providers) != 1 || len(f.Config.Providers[0].Env) != 1 || f.Config.Providers[0].Env[0].Name != "AWS_SHARED_CREDENTIALS_FILE" {
 		t.Errorf("re-install lost the env block: %+v %v", f.Config, err)
