@@ -46,6 +46,10 @@ type manifestFile struct {
 	// Role says what install put in the file: roleBinary, roleConfig (our
 	// provider entry) or roleWiring (Var's flags, or Keys).
 	Role string `json:"role,omitempty"`
+	// Written are the contents install wrote here before (their SHA256s,
+	// newest last): a run killed after recording a new one may have left
+	// an older one in place, which is install's all the same.
+	Written []string `json:"written,omitempty"`
 	// Created is true when the file did not exist before install.
 	Created bool `json:"created,omitempty"`
 	// Backup is where the original is kept, until the file is edited by
@@ -69,6 +73,12 @@ type manifestFile struct {
 	// paths changed); the record keeps it until that is done, so a crash
 	// in between loses track of nothing.
 	Undo bool `json:"undo,omitempty"`
+}
+
+// wrote reports whether data is content install wrote to the file.
+func (f *manifestFile) wrote(data []byte) bool {
+	s := sum(data)
+	return s == f.SHA256 || slices.Contains(f.Written, s)
 }
 
 func (m *manifest) find(p string) *manifestFile {
@@ -212,7 +222,22 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 			}
 		}
 		e := m.find(c.Path)
-		if e != nil && cur.Exists && sum(cur.Data) != e.SHA256 && !backupHolds(n, e, cur) {
+		if e != nil && cur.Exists && !e.wrote(cur.Data) && !backupHolds(n, e, cur) {
+			// Nothing of ours left in it (a run was killed after putting
+			// the original back): it is the operator's file again, to be
+			// backed up afresh.
+			undo, kept, err := undoFile(n, old, *e, false)
+			if err != nil {
+				return nil, err
+			}
+			if kept == "" && !slices.ContainsFunc(undo, func(o op) bool { return !o.internal }) {
+				// Its old backup is overwritten by the fresh one below.
+				i := slices.IndexFunc(m.Files, func(f manifestFile) bool { return f.Path == c.Path })
+				m.Files = slices.Delete(m.Files, i, i+1)
+				e = nil
+			}
+		}
+		if e != nil && cur.Exists && !e.wrote(cur.Data) && !backupHolds(n, e, cur) {
 			// Edited since install wrote it: from now on only our part of
 			// it is ours.
 			if e.Backup != "" {
@@ -240,6 +265,12 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 			}
 		}
 		e.Keys = dedupe(append(e.Keys, c.Keys...))
+		if e.SHA256 != "" && e.SHA256 != sum(c.Data) && !slices.Contains(e.Written, e.SHA256) {
+			e.Written = append(e.Written, e.SHA256)
+			if len(e.Written) > 8 {
+				e.Written = e.Written[len(e.Written)-8:]
+			}
+		}
 		e.SHA256 = sum(c.Data)
 		if len(c.Set) > 0 {
 			e.Set = c.Set
@@ -417,7 +448,7 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 		// was killed first), or someone put the original back.
 		return dropBackup(nil), "", nil
 	}
-	ours := sum(cur.Data) == f.SHA256
+	ours := f.wrote(cur.Data)
 	if ours || force {
 		switch {
 		case bk.Exists:
@@ -559,22 +590,25 @@ func planUninstall(n *nodeFS, m *manifest, force bool, keep map[string]string) (
 	if len(left) > 0 {
 		rest := *m
 		rest.Files = left
-		p.ops = append(p.ops, internal...)
+		// Backups go after the record that names them: one a crash leaves
+		// behind unnamed is swept by the next run.
 		p.ops = append(p.ops, op{kind: opWrite, path: stateFile, data: rest.encode(), mode: 0o600, uid: -1, gid: -1, old: cur, internal: true})
+		p.ops = append(p.ops, internal...)
 		p.notes = append(p.notes, "the install record "+stateFile+" keeps the files above; run uninstall again once they are sorted out")
 		p.left = true
 		return p, nil
 	}
-	p.ops = append(p.ops, internal...)
 	// Directories before the record that lists them: a crash in between
 	// leaves the record, and the next run removes the rest. The state
-	// directory's own go when the lock is released.
+	// directory's own go when the lock is released. Backups go after the
+	// record: one a crash leaves behind unnamed is swept by the next run.
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
 		if d := m.Dirs[i]; d != StateDir && !strings.HasPrefix(d, StateDir+"/") && !strings.HasPrefix(StateDir, d+"/") {
 			p.ops = append(p.ops, op{kind: opRmdir, path: d})
 		}
 	}
 	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
+	p.ops = append(p.ops, internal...)
 	return p, nil
 }
 
