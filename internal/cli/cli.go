@@ -41,7 +41,7 @@ func init() {
 	commands = map[string]command{
 		"get-credentials": {runPlugin, "answer one kubelet CredentialProviderRequest on stdin (the default)"},
 		"install":         {runInstall, "install the plugin on this node and wire the kubelet to it"},
-		"uninstall":       {runUninstall, "undo what install did, restoring the backed-up files"},
+		"uninstall":       {runUninstall, "undo what install did, taking out only what is ours"},
 		"config":          {runConfig, "'config validate FILE|DIR' checks a CredentialProviderConfig; 'config print' prints the recommended one"},
 		"match":           {runMatch, "show which providers the kubelet would call for each image, and why the others don't match"},
 		"doctor":          {runDoctor, "find out why pulling an ECR image fails, and how to fix it"},

@@ -37,17 +37,20 @@ the provider's "args" in the kubelet's CredentialProviderConfig.`,
 		usage: "install [flags]",
 		about: `Installs this binary and a CredentialProviderConfig for Amazon ECR on this
 node, and wires the kubelet to them the way the node's distribution expects.
-Every file it edits is backed up; 'ecr-credential-provider uninstall' undoes
-it all. Running it again changes nothing.`,
+It changes only its own entry, flags and keys, keeping everything else in
+the files it edits; 'ecr-credential-provider uninstall' undoes it. Running
+it again changes nothing.`,
 		example: `ecr-credential-provider install --dry-run
   ecr-credential-provider install --public --restart`,
 	},
 	"uninstall": {
 		usage: "uninstall [flags]",
 		about: `Undoes what install did, from its record in ` + nodesetup.StateDir + `:
-restores every file it edited from its backup and removes the files and
-directories it created. Files changed since install are left alone unless
---force. Running it again changes nothing.`,
+takes its provider entry, flags and keys out of the files it edited
+(leaving every other line as it is now; a file unchanged since install
+comes back whole from its backup) and removes the files and directories
+it created. Files the kubelet's wiring still names are kept, and it then
+exits 1. Running it again changes nothing.`,
 		example: `ecr-credential-provider uninstall --dry-run
   ecr-credential-provider uninstall --restart`,
 	},

@@ -23,7 +23,7 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&o.Binary, "binary", "", "the binary to install (default: this executable)")
 	var pf providerFlags
 	pf.register(fs)
-	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a config with other providers")
+	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a provider config it cannot edit safely")
 	if code, done := parseFlags(env, fs, args); done {
 		return code
 	}
@@ -52,7 +52,7 @@ func runUninstall(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "uninstall")
 	var o nodesetup.Options
 	fs.StringVar(&o.Root, "root", "/", "the node's filesystem root; every path is taken below it")
-	commonFlags(fs, &o, "restore or remove", "also undo files that changed since install")
+	commonFlags(fs, &o, "restore or remove", "put back the whole original of files changed since install, dropping those changes")
 	if code, done := parseFlags(env, fs, args); done {
 		return code
 	}
@@ -92,6 +92,10 @@ func report(env *Env, cmd string, res *nodesetup.Result, err error) int {
 		return 1
 	}
 	writeResult(env.Stdout, cmd, res)
+	if res.Incomplete {
+		fmt.Fprintf(env.Stderr, "%s: incomplete: some of what install added is still in place (see the notes above); the kubelet can still start\n", cmd)
+		return 1
+	}
 	return 0
 }
 
@@ -117,6 +121,8 @@ func writeResult(w io.Writer, cmd string, res *nodesetup.Result) {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	case res.Changed && cmd == "install":
 		fmt.Fprintf(w, "installed for %s; the install record is in %s ('ecr-credential-provider uninstall' undoes it)\n", res.Distro, nodesetup.StateDir)
+	case cmd == "uninstall" && res.Incomplete:
+		fmt.Fprintln(w, "uninstalled in part: the files named in the notes are kept")
 	case cmd == "uninstall":
 		fmt.Fprintln(w, "uninstalled")
 	}

@@ -159,3 +159,55 @@ func TestInstallCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// On EKS without --force, install says what it would change and how to
+// make it change it, and does not contradict itself.
+func TestInstallEKSWithoutForce(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"etc/eks/image-credential-provider/config.json":             `{"apiVersion":"kubelet.config.k8s.io/v1","kind":"CredentialProviderConfig","providers":[{"name":"ecr-credential-provider","matchImages":["*.dkr.ecr.*.amazonaws.com"],"defaultCacheDuration":"12h","apiVersion":"credentialprovider.kubelet.k8s.io/v1"}]}`,
+		"etc/eks/image-credential-provider/ecr-credential-provider": "the AMI's binary\n",
+		"etc/systemd/system/kubelet.service":                        "[Service]\nExecStart=/usr/bin/kubelet --image-credential-provider-config=/etc/eks/image-credential-provider/config.json --image-credential-provider-bin-dir=/etc/eks/image-credential-provider\n",
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		os.WriteFile(filepath.Join(root, p), []byte(c), 0o755)
+	}
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755)
+	before := tree(t, root)
+	code, out, errs := run(t, runInstall, "--root", root, "--binary", bin)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	contains(t, "install on EKS", out, "would update /etc/eks/image-credential-provider/ecr-credential-provider", "run install again with --force to make the change above")
+	if strings.Contains(out, "nothing was changed") || strings.Contains(out, "installed for") {
+		t.Errorf("install on EKS without --force contradicts itself:\n%s", out)
+	}
+	sameTree(t, "after install on EKS without --force", before, tree(t, root))
+}
+
+// Uninstall that must keep files the kubelet's wiring still names says so
+// and fails, so a fleet run notices.
+func TestUninstallIncompleteFails(t *testing.T) {
+	root := k3sNode(t, "node-name: a\n")
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755)
+	if code, _, errs := run(t, runInstall, "--root", root, "--binary", bin); code != 0 {
+		t.Fatalf("install: %s", errs)
+	}
+	os.MkdirAll(filepath.Join(root, "etc/rancher/k3s/config.yaml.d"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/rancher/k3s/config.yaml.d/90-mine.yaml"),
+		[]byte("kubelet-arg+:\n  - image-credential-provider-config=/var/lib/rancher/credentialprovider/config.yaml\n  - image-credential-provider-bin-dir=/var/lib/rancher/credentialprovider/bin\n"), 0o644)
+	code, out, errs := run(t, runUninstall, "--root", root)
+	if code != 1 {
+		t.Errorf("uninstall exit %d, want 1:\n%s%s", code, out, errs)
+	}
+	contains(t, "uninstall", out, "kept /var/lib/rancher/credentialprovider/config.yaml", "90-mine.yaml", "uninstalled in part")
+	contains(t, "uninstall stderr", errs, "incomplete")
+	for _, p := range []string{"var/lib/rancher/credentialprovider/config.yaml", "var/lib/rancher/credentialprovider/bin/ecr-credential-provider"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("uninstall removed %s, which the kubelet still needs: %v", p, err)
+		}
+	}
+}

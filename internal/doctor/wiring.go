@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,18 +8,15 @@ import (
 	"strconv"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
-	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
-// The kubelet's flags for credential providers. KubeletConfiguration has
-// no fields for them (checked up to v1.37), so only the command line counts.
+// The kubelet's flags for credential providers.
 const (
-	flagConfig = "image-credential-provider-config"
-	flagBinDir = "image-credential-provider-bin-dir"
+	flagConfig = kubeletwiring.FlagConfig
+	flagBinDir = kubeletwiring.FlagBinDir
 )
 
 // wiring is how the node's kubelet is set up to call credential providers.
@@ -38,6 +34,9 @@ type wiring struct {
 	// environ is the kubelet's environment, which the plugin inherits; nil
 	// when it cannot be read.
 	environ []string
+	// readErr is why its wiring could not be read (a k3s config.yaml that
+	// is not YAML, say).
+	readErr error
 
 	// Filled by the checks.
 	cfg      *providerconfig.Config
@@ -54,163 +53,47 @@ func (r *run) hostPath(p string) string {
 	return filepath.Join(r.o.Root, p)
 }
 
-// findKubelet scans the process table for a kubelet, or a k3s or RKE2
-// process that embeds one. A separate kubelet process wins: RKE2 runs one
-// with all its flags on the command line.
+// findKubelet finds the running kubelet (or the k3s or RKE2 process that
+// embeds one) and reads its wiring with the model install uses too, so
+// both agree on which config and bin dir count: flags, k3s/rke2
+// config.yaml and its config.yaml.d drop-ins, kubelet-arg, last flag wins.
 func (r *run) findKubelet() wiring {
-	entries, err := os.ReadDir(r.o.ProcRoot)
-	if err != nil {
+	p, ok := kubeletwiring.FindProcess(r.o.ProcRoot)
+	if !ok {
 		return wiring{}
 	}
-	var best wiring
-	rank := map[string]int{"kubelet": 3, "k3s": 2, "rke2": 1}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(r.o.ProcRoot, e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-		kind, args := processKind(argv)
-		if kind == "" || rank[kind] <= rank[best.proc] {
-			continue
-		}
-		w := wiring{found: true, pid: pid, proc: kind}
-		if kind == "kubelet" {
-			w.configPath, w.binDir = flagValue(args, flagConfig), flagValue(args, flagBinDir)
-			w.configFrom, w.binFrom = "--"+flagConfig, "--"+flagBinDir
-			w.kubeconfig = flagValue(args, "kubeconfig")
-		} else {
-			r.rancherWiring(&w, args)
-			w.kubeconfig = "/var/lib/rancher/" + kind + "/agent/kubelet.kubeconfig"
-		}
-		if env, err := os.ReadFile(filepath.Join(r.o.ProcRoot, e.Name(), "environ")); err == nil {
-			w.environ = splitNul(env)
-		}
-		cwd, _ := os.Readlink(filepath.Join(r.o.ProcRoot, e.Name(), "cwd"))
-		w.configPath, w.binDir, w.kubeconfig = absFrom(cwd, w.configPath), absFrom(cwd, w.binDir), absFrom(cwd, w.kubeconfig)
-		best = w
+	w := wiring{found: true, pid: p.PID, proc: string(p.Kind), environ: p.Environ}
+	kw, err := kubeletwiring.FromProcess(kubeletwiring.DirFS(r.o.Root), p)
+	if err != nil {
+		w.readErr = err
+		return w
 	}
-	return best
-}
-
-// processKind says which kind of kubelet argv is, and returns the
-// arguments after the program (and subcommand) name.
-func processKind(argv []string) (string, []string) {
-	// A process may rewrite its title into one NUL-free string.
-	if len(argv) == 1 && strings.Contains(argv[0], " ") {
-		argv = strings.Fields(argv[0])
-	}
-	base := filepath.Base(argv[0])
-	switch {
-	case base == "kubelet":
-		return "kubelet", argv[1:]
-	case base == "hyperkube" && len(argv) > 1 && argv[1] == "kubelet":
-		return "kubelet", argv[2:]
-	case (base == "k3s" || base == "rke2") && len(argv) > 1 && (argv[1] == "server" || argv[1] == "agent"):
-		return base, argv[2:]
-	}
-	return "", nil
-}
-
-// flagValue reads a pflag-style flag (--name=value or --name value); the
-// last occurrence wins, as with pflag.
-func flagValue(args []string, name string) string {
-	vals := flagValues(args, name)
-	if len(vals) == 0 {
-		return ""
-	}
-	return vals[len(vals)-1]
-}
-
-// flagValues returns every value of a repeatable flag, in order.
-func flagValues(args []string, name string) []string {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
+	cfg, bin := kw.Config, kw.BinDir
+	if p.Kind != kubeletwiring.Kubelet {
+		// k3s passes its paths only once both exist; name them anyway, so
+		// the checks below can say which one is missing.
+		if cfg.Value == "" {
+			cfg = kw.RancherConfig
 		}
-		if val, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			out = append(out, val)
-		} else if a == "--"+name && i+1 < len(args) {
-			out = append(out, args[i+1])
-			i++
+		if bin.Value == "" {
+			bin = kw.RancherBinDir
 		}
 	}
-	return out
-}
-
-// rancherWiring works out k3s's or RKE2's provider paths: their own flags
-// or config file keys, then --kubelet-arg (which the kubelet sees last and
-// so wins), then the defaults.
-func (r *run) rancherWiring(w *wiring, args []string) {
-	w.configPath, w.configFrom = nodesetup.RancherConfig, w.proc+" default"
-	w.binDir, w.binFrom = nodesetup.RancherBinDir, w.proc+" default"
-	cfgFile := flagValue(args, "config")
-	if cfgFile == "" {
-		cfgFile = "/etc/rancher/" + w.proc + "/config.yaml"
-	}
-	var kubeletArgs []string
-	if data, err := os.ReadFile(r.hostPath(cfgFile)); err == nil {
-		var fc map[string]any
-		if yaml.Unmarshal(data, &fc) == nil {
-			if s, ok := fc[flagConfig].(string); ok && s != "" {
-				w.configPath, w.configFrom = s, cfgFile
-			}
-			if s, ok := fc[flagBinDir].(string); ok && s != "" {
-				w.binDir, w.binFrom = s, cfgFile
-			}
-			switch ka := fc["kubelet-arg"].(type) {
-			case []any:
-				for _, a := range ka {
-					if s, ok := a.(string); ok {
-						kubeletArgs = append(kubeletArgs, s)
-					}
-				}
-			case string:
-				kubeletArgs = append(kubeletArgs, ka)
-			}
+	w.configPath, w.configFrom = cfg.Value, cfg.From
+	w.binDir, w.binFrom = bin.Value, bin.From
+	// The kubelet's own credentials, for the per-pod checks that ask the
+	// API server as the node.
+	if p.Kind == kubeletwiring.Kubelet {
+		if f, ok := kubeletwiring.LastFlag(p.Args, "kubeconfig"); ok {
+			w.kubeconfig = f.Value
 		}
+	} else {
+		w.kubeconfig = "/var/lib/rancher/" + string(p.Kind) + "/agent/kubelet.kubeconfig"
 	}
-	if v := flagValue(args, flagConfig); v != "" {
-		w.configPath, w.configFrom = v, "--"+flagConfig
+	if w.kubeconfig != "" && !filepath.IsAbs(w.kubeconfig) {
+		w.kubeconfig = filepath.Join(p.Cwd, w.kubeconfig)
 	}
-	if v := flagValue(args, flagBinDir); v != "" {
-		w.binDir, w.binFrom = v, "--"+flagBinDir
-	}
-	for _, ka := range append(kubeletArgs, flagValues(args, "kubelet-arg")...) {
-		k, v, _ := strings.Cut(strings.TrimPrefix(ka, "--"), "=")
-		switch k {
-		case flagConfig:
-			w.configPath, w.configFrom = v, "--kubelet-arg"
-		case flagBinDir:
-			w.binDir, w.binFrom = v, "--kubelet-arg"
-		}
-	}
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if len(kv) > 0 {
-			out = append(out, string(kv))
-		}
-	}
-	return out
-}
-
-func absFrom(cwd, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	return filepath.Join(cwd, p)
+	return w
 }
 
 // checkWiring checks the kubelet side: the process and its flags, the
@@ -232,6 +115,8 @@ func (r *run) checkKubelet() Check {
 	who := fmt.Sprintf("%s (pid %d)", w.proc, w.pid)
 	var c Check
 	switch {
+	case w.readErr != nil:
+		c = failed(CheckKubelet, who+": cannot read its wiring: "+w.readErr.Error(), "fix the file named, which "+w.proc+" cannot read either")
 	case w.configPath == "":
 		c = failed(CheckKubelet, who+" runs without --"+flagConfig+": it calls no credential provider",
 			"run 'ecr-credential-provider install', or add --"+flagConfig+" and --"+flagBinDir+" to the kubelet's flags and restart it")

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 )
 
 const (
@@ -185,14 +185,32 @@ func TestWiring(t *testing.T) {
 			name: "k3s agent with its defaults",
 			setup: func(t *testing.T, n *node, env []string) {
 				n.process(t, "77", []string{"/usr/local/bin/k3s", "agent"}, env)
-				n.file(t, nodesetup.RancherConfig, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+
+				n.file(t, kubeletwiring.RancherConfig, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+
 					"  - name: ecr-credential-provider\n    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n    defaultCacheDuration: 12h\n"+
 					"    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    env:\n      - name: "+pluginEnv+"\n        value: \"1\"\n", 0o644)
-				n.plugin(t, nodesetup.RancherBinDir, name)
+				n.plugin(t, kubeletwiring.RancherBinDir, name)
 			},
 			want:  map[string]Status{CheckKubelet: StatusOK, CheckProviderConfig: StatusOK, CheckProviderBinary: StatusOK, CheckPlugin: StatusOK},
 			text:  map[string][]string{CheckKubelet: {"k3s (pid 77)", "from k3s default"}},
-			facts: map[string]map[string]string{CheckKubelet: {"config": nodesetup.RancherConfig, "binDir": nodesetup.RancherBinDir, "process": "k3s"}},
+			facts: map[string]map[string]string{CheckKubelet: {"config": kubeletwiring.RancherConfig, "binDir": kubeletwiring.RancherBinDir, "process": "k3s"}},
+			ok:    true,
+		},
+		{
+			// config.yaml.d drop-ins apply after config.yaml: doctor reads
+			// them as k3s (and install) do.
+			name: "k3s with paths from a config.yaml.d drop-in",
+			setup: func(t *testing.T, n *node, env []string) {
+				n.process(t, "77", []string{"/usr/local/bin/k3s", "server"}, env)
+				n.file(t, "/etc/rancher/k3s/config.yaml", "image-credential-provider-config: /etc/wrong.yaml\n", 0o644)
+				n.file(t, "/etc/rancher/k3s/config.yaml.d/50-cp.yaml", "image-credential-provider-config: /etc/cp/config.yaml\nimage-credential-provider-bin-dir: /etc/cp/bin\n", 0o644)
+				n.file(t, "/etc/cp/config.yaml", "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n"+
+					"  - name: ecr-credential-provider\n    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n    defaultCacheDuration: 12h\n"+
+					"    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    env:\n      - name: "+pluginEnv+"\n        value: \"1\"\n", 0o644)
+				n.plugin(t, "/etc/cp/bin", name)
+			},
+			want:  map[string]Status{CheckKubelet: StatusOK, CheckProviderConfig: StatusOK, CheckProviderBinary: StatusOK},
+			text:  map[string][]string{CheckKubelet: {"from /etc/rancher/k3s/config.yaml.d/50-cp.yaml"}},
+			facts: map[string]map[string]string{CheckKubelet: {"config": "/etc/cp/config.yaml", "binDir": "/etc/cp/bin"}},
 			ok:    true,
 		},
 		{
@@ -278,25 +296,6 @@ func TestExplicitConfigAndRunPlugin(t *testing.T) {
 		}
 		if c := mustCheck(t, rep, CheckPlugin); c.Status != want {
 			t.Errorf("run-plugin=%v: plugin %s, want %s:\n%s", run, c.Status, want, text)
-		}
-	}
-}
-
-func TestFlagValue(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--image-credential-provider-config=/a"}, "/a"},
-		{[]string{"--image-credential-provider-config", "/a"}, "/a"},
-		{[]string{"--image-credential-provider-config=/a", "--image-credential-provider-config=/b"}, "/b"},
-		{[]string{"--image-credential-provider-config-x=/a"}, ""},
-		{[]string{"--", "--image-credential-provider-config=/a"}, ""},
-		{[]string{"--image-credential-provider-config"}, ""},
-	}
-	for _, tt := range tests {
-		if got := flagValue(tt.args, flagConfig); got != tt.want {
-			t.Errorf("flagValue(%q) = %q, want %q", tt.args, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+
 	"fmt"
 	"path"
 	"strings"
@@ -36,7 +38,7 @@ func ParseDistro(s string) (Distro, error) {
 func markers(d Distro) []string {
 	units := func(names ...string) []string {
 		var out []string
-		for _, dir := range unitDirs {
+		for _, dir := range kubeletwiring.UnitDirs {
 			for _, n := range names {
 				out = append(out, path.Join(dir, n))
 			}

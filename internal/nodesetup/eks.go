@@ -1,6 +1,8 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -21,6 +23,17 @@ const (
 	eksProviderConfig = "/etc/eks/image-credential-provider/config.json"
 )
 
+// markersFound lists which of dirs/name exist.
+func markersFound(n *nodeFS, dirs []string, name string) []string {
+	var out []string
+	for _, d := range dirs {
+		if p := path.Join(d, name); n.exists(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // planEKS looks at the provider an EKS AMI already runs. Its config is
 // nodeadm's to write (AL2023 rewrites it at every boot), so the only change
 // install can make is the binary in the AMI's bin dir, and it makes it only
@@ -28,31 +41,18 @@ const (
 func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 	w := wiring{Service: "kubelet"}
 	config, binDir, from := eksProviderConfig, eksProviderDir, ""
-	u, err := loadUnit(n, kubeletService, "")
-	if err != nil {
-		return w, err
-	}
-	if len(u.Files) > 0 {
-		exec, words, err := u.execStart()
+	if len(markersFound(n, kubeletwiring.UnitDirs, kubeletService)) > 0 {
+		kw, err := kubeletwiring.Read(n, kubeletwiring.Kubelet)
 		if err != nil {
 			return w, err
 		}
-		env, _, err := u.environment(n)
-		if err != nil {
-			return w, err
-		}
-		args := expand(words, env, exec.where())
-		plain := make([]string, len(args))
-		for i, a := range args {
-			plain[i] = a.Word
-		}
-		for _, o := range findFlags(plain, flagConfig, flagBinDir) {
-			if o.Name == flagConfig {
-				config = o.Value
-			} else {
-				binDir = o.Value
+		for _, v := range []struct {
+			dst *string
+			got kubeletwiring.Value
+		}{{&config, kw.Config}, {&binDir, kw.BinDir}} {
+			if v.got.Value != "" {
+				*v.dst, from = v.got.Value, v.got.From
 			}
-			from = args[o.Index].From
 		}
 	}
 	if from == "" && !n.exists(config) {
@@ -70,7 +70,7 @@ func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 	}
 	var cfg providerconfig.CredentialProviderConfig
 	if err := yaml.Unmarshal(st.Data, &cfg); err != nil {
-		return w, fmt.Errorf("cannot read %s: %v", config, yamlErr(err))
+		return w, fmt.Errorf("cannot read %s: %v", config, kubeletwiring.YAMLErr(err))
 	}
 	name := ""
 	coversPublic := false
@@ -100,7 +100,7 @@ func planEKS(n *nodeFS, binary []byte, public bool) (wiring, error) {
 		sum := sha256.Sum256(cur.Data)
 		w.Notes = append(w.Notes, fmt.Sprintf("the AMI's provider binary %s is %d bytes, sha256 %s", binPath, len(cur.Data), hex.EncodeToString(sum[:])[:16]))
 	}
-	w.Changes = append(w.Changes, change{Path: binPath, Data: binary, Mode: 0o755, Binary: true})
+	w.Changes = append(w.Changes, change{Path: binPath, Data: binary, Mode: 0o755, Binary: true, Role: roleBinary})
 	w.Notes = append(w.Notes, "nodes launched later from the AMI come with its own binary again: run install on them too (from user data, say)")
 	return w, nil
 }

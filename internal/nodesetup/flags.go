@@ -4,55 +4,26 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 )
 
-// The two kubelet flags install sets, without their leading dashes as k3s's
-// config keys and kubelet-arg entries spell them.
+// Names from the wiring model, under the names this package's planners
+// use.
 const (
-	flagConfig = "image-credential-provider-config"
-	flagBinDir = "image-credential-provider-bin-dir"
+	flagConfig = kubeletwiring.FlagConfig
+	flagBinDir = kubeletwiring.FlagBinDir
 )
 
-// kubeletFlag is one --name=value setting of the kubelet command line.
-type kubeletFlag struct{ Name, Value string }
+type (
+	kubeletFlag    = kubeletwiring.Flag
+	flagOccurrence = kubeletwiring.FlagOccurrence
+)
 
-func (f kubeletFlag) String() string { return "--" + f.Name + "=" + f.Value }
+var findFlags = kubeletwiring.FindFlags
 
 func ourFlags(config, binDir string) []kubeletFlag {
-	return []kubeletFlag{{flagConfig, config}, {flagBinDir, binDir}}
-}
-
-// flagOccurrence is where a word list sets one of the flags.
-type flagOccurrence struct {
-	Name, Value string
-	Index       int // index of the word naming the flag
-	Words       int // 1 for --name=value, 2 for --name value
-}
-
-// findFlags returns every place words set one of names, in order. The
-// kubelet parses its flags with pflag, where a repeated flag's last value
-// wins, and "--name value" means the same as "--name=value".
-func findFlags(words []string, names ...string) []flagOccurrence {
-	var out []flagOccurrence
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		if !strings.HasPrefix(w, "--") {
-			continue
-		}
-		name, value, hasValue := strings.Cut(w[2:], "=")
-		for _, n := range names {
-			if name != n {
-				continue
-			}
-			o := flagOccurrence{Name: n, Value: value, Index: i, Words: 1}
-			if !hasValue && i+1 < len(words) {
-				o.Value, o.Words = words[i+1], 2
-				i++
-			}
-			out = append(out, o)
-		}
-	}
-	return out
+	return []kubeletFlag{{Name: flagConfig, Value: config}, {Name: flagBinDir, Value: binDir}}
 }
 
 // withFlags returns an argument string (as in KUBELET_EXTRA_ARGS, which

@@ -20,6 +20,8 @@ import (
 type nodeFS struct {
 	root *os.Root
 	dir  string // the root as given, for messages
+	// j, while a plan is applied, records each step before it is taken.
+	j *journal
 }
 
 func openNodeFS(dir string) (*nodeFS, error) {
@@ -231,7 +233,11 @@ func (n *nodeFS) removeDirIfEmpty(p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return true, n.root.Remove(rel)
+	err = n.root.Remove(rel)
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) || errors.Is(err, fs.ErrNotExist) {
+		return false, nil // someone else's run put something in it just now
+	}
+	return err == nil, err
 }
 
 func (n *nodeFS) remove(p string) error {
@@ -242,6 +248,9 @@ func (n *nodeFS) remove(p string) error {
 	err = n.root.Remove(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	if err == nil {
+		n.syncDir(path.Dir(rel))
 	}
 	return err
 }
@@ -265,7 +274,10 @@ func (n *nodeFS) writeAtomic(p string, data []byte, perm fs.FileMode, uid, gid i
 		return err
 	}
 	tmp := path.Join(dir, "."+base+".tmp-"+hex.EncodeToString(suffix[:]))
-	f, err := n.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err := n.j.record(journalEntry{Op: "write", Path: p, Tmp: path.Join(path.Dir(p), path.Base(tmp))}); err != nil {
+		return err
+	}
+	f, err := n.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
@@ -292,14 +304,20 @@ func (n *nodeFS) writeAtomic(p string, data []byte, perm fs.FileMode, uid, gid i
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
+	crashPoint("before rename " + p)
 	if err = n.root.Rename(tmp, rel); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	if d, derr := n.root.Open(dir); derr == nil {
+	n.syncDir(dir)
+	return crashPoint("renamed " + p)
+}
+
+// syncDir makes a rename or removal in dir durable.
+func (n *nodeFS) syncDir(dir string) {
+	if d, err := n.root.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // failWrite, set only by tests, makes writing a given path fail, standing
@@ -310,3 +328,15 @@ var failWrite func(p string) error
 func sameContent(st fileState, data []byte) bool {
 	return st.Exists && bytes.Equal(st.Data, data)
 }
+
+// The methods below let the wiring model read the node (kubeletwiring.FS).
+
+func (n *nodeFS) ReadFile(p string) ([]byte, bool, error) {
+	st, err := n.read(p)
+	return st.Data, st.Exists, err
+}
+
+func (n *nodeFS) ReadDir(p string) ([]string, error) { return n.readDir(p) }
+func (n *nodeFS) Exists(p string) bool               { return n.exists(p) }
+func (n *nodeFS) IsDir(p string) bool                { return n.isDir(p) }
+func (n *nodeFS) Readlink(p string) string           { return n.readlink(p) }

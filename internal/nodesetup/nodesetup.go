@@ -8,6 +8,8 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+
 	"context"
 	"errors"
 	"fmt"
@@ -113,6 +115,9 @@ type Result struct {
 	// NeedsForce is true when install found what it would change but was
 	// not allowed to (an EKS AMI's own provider, without Force).
 	NeedsForce bool
+	// Incomplete is true when uninstall had to leave something of ours in
+	// place (the notes say what and why): the command fails.
+	Incomplete bool
 	Actions    []Action
 	// Notes are findings the operator should know about.
 	Notes []string
@@ -125,6 +130,10 @@ type Result struct {
 }
 
 // Install installs the provider binary and config and wires the kubelet.
+// It edits rather than replaces: in a provider config it sets our entry
+// and keeps every other provider (and, in ours, the operator's env, args
+// and extra matchImages); in the kubelet's wiring it sets only our flags
+// or keys. It refuses any plan after which the kubelet could not start.
 func Install(ctx context.Context, o Options) (*Result, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -136,18 +145,28 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, m, err := openNode(o.Root)
+	s, err := openSession(o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.Close()
-	res := &Result{Distro: o.Distro, DryRun: o.DryRun}
+	defer s.abandonOnCrash()
+	res := &Result{Distro: o.Distro, DryRun: o.DryRun, Notes: s.notes}
+	p, service, err := planInstallRun(s, o, binary, res)
+	if err != nil || p == nil {
+		return res.orNil(err), s.close(nil, err)
+	}
+	return s.finish(ctx, o, res, p, service)
+}
+
+func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, string, error) {
+	n, m := s.n, s.m
+	var err error
 	if res.Distro == "" {
 		if res.Distro, res.Evidence, err = detect(n); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if res.Distro == EKS && (o.BinDir != "" || o.Config != "") {
-			return nil, usageErrorf("this is an EKS node (%s); --bin-dir and --config do not apply there: the AMI's kubelet already names its own paths", strings.Join(res.Evidence, ", "))
+			return nil, "", usageErrorf("this is an EKS node (%s); --bin-dir and --config do not apply there: the AMI's kubelet already names its own paths", strings.Join(res.Evidence, ", "))
 		}
 	}
 
@@ -156,35 +175,35 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	binDir, config := o.BinDir, o.Config
 	if res.Distro == EKS {
 		if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
-			return nil, usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+			return nil, "", usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
 		}
 		if w, err = planEKS(n, binary, o.Public); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		binDir = path.Dir(w.Changes[0].Path)
 	} else {
 		binDir, config = defaultPaths(res.Distro, binDir, config)
-		ro := o.Provider
-		ro.Public = o.Public
-		cfg, err := providerconfig.Recommended(ro)
+		rec, err := providerconfig.Recommended(o.recommended())
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
+		cfg, notes, err := configFor(n, m, config, rec, o.Force)
+		if err != nil {
+			return nil, "", err
+		}
+		res.Notes = append(res.Notes, notes...)
 		changes = []change{
-			{Path: path.Join(binDir, providerconfig.DefaultName), Data: binary, Mode: 0o755, Binary: true},
-			{Path: config, Data: cfg, Mode: 0o644},
-		}
-		if err := checkConfigTarget(n, m, config, cfg, o.Force); err != nil {
-			return nil, err
+			{Path: path.Join(binDir, providerconfig.DefaultName), Data: binary, Mode: 0o755, Binary: true, Role: roleBinary},
+			{Path: config, Data: cfg, Mode: 0o644, Role: roleConfig},
 		}
 		switch res.Distro {
 		case K3s, RKE2:
-			w, err = planRancher(n, res.Distro, binDir, config)
+			w, err = planRancher(n, res.Distro, binDir, config, changes)
 		default:
 			w, err = planKubeletUnit(n, res.Distro, ourFlags(config, binDir))
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	changes = append(changes, w.Changes...)
@@ -192,74 +211,272 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 
 	p, err := planInstall(n, m, manifest{Version: manifestVersion, Distro: res.Distro, Service: w.Service, BinDir: binDir, Config: config}, changes)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	res.Notes = append(res.Notes, p.notes...)
-	if len(p.nodeOps()) == 0 {
+	if len(p.ops) == 0 {
 		res.Unchanged = true
-		return res, nil
+		return nil, "", nil
 	}
-	if res.Distro == EKS && !o.Force {
+	// The kubelet must be able to start with what the plan leaves, and
+	// (but on EKS, whose AMI wires its own paths) find ours.
+	// The operator's --kubelet-version (which per-pod roles need) stands
+	// in for the node's own version when its files name none.
+	var assumed []providerconfig.Version
+	if o.Provider.PerPodRoles {
+		v := o.Provider.KubeletVersion
+		if v.Minor == 0 {
+			v = providerconfig.NewestVersion
+		}
+		assumed = []providerconfig.Version{v}
+	}
+	before, _, err := bootProblemsFor(n, res.Distro, assumed)
+	if err != nil {
+		return nil, "", err
+	}
+	after, got, err := bootProblemsFor(newOverlay(n, p.ops), res.Distro, assumed)
+	if err != nil {
+		return nil, "", err
+	}
+	if bad := newProblems(before, after, nil); len(bad) > 0 {
+		return nil, "", fmt.Errorf("refusing to install: the kubelet could not start afterwards:%s", problemList(bad))
+	}
+	if res.Distro != EKS && (got.Config.Value != config || got.BinDir.Value != binDir) {
+		return nil, "", fmt.Errorf("refusing to install: the kubelet would still get --%s=%q (%s) and --%s=%q (%s), not ours", flagConfig, got.Config.Value, got.Config.From, flagBinDir, got.BinDir.Value, got.BinDir.From)
+	}
+	if res.Distro == EKS && !o.Force && len(p.nodeOps()) > 0 {
 		res.NeedsForce = true
 		res.Actions = p.actions()
 		res.Diff = p.diff()
-		res.Next = append(res.Next, "nothing was changed: run install again with --force to replace the EKS AMI's binary (a backup is kept, and uninstall puts it back)")
-		return res, nil
+		res.Next = append(res.Next, "the EKS AMI owns that binary, so install changes it only when asked: run install again with --force to make the change above (the AMI's binary is backed up, and uninstall puts it back)")
+		return nil, "", nil
 	}
-	return finish(ctx, n, o, res, p, w.Service)
+	return p, w.Service, nil
 }
 
-// Uninstall undoes what Install recorded: it restores each edited file from
-// its backup, removes the files and directories it created, and then its
-// own record. Files changed since install are left alone (with a note)
-// unless Force.
+// recommended is the provider entry install writes for these options.
+func (o Options) recommended() providerconfig.RecommendedOptions {
+	ro := o.Provider
+	ro.Public = o.Public
+	return ro
+}
+
+// configFor is what the provider config at p should hold: ours as
+// recommended when there is none, else the file with our entry set and
+// everything else kept. A file install cannot read strictly is replaced
+// only with --force (a backup is kept).
+func configFor(n *nodeFS, m *manifest, p string, rec []byte, force bool) ([]byte, []string, error) {
+	st, err := n.read(p)
+	if err != nil || !st.Exists {
+		return rec, nil, err
+	}
+	data, notes, err := mergeConfig(p, st.Data, rec)
+	if err != nil {
+		if force {
+			return rec, []string{fmt.Sprintf("replaced %s, which install cannot read (%v)", p, err)}, nil
+		}
+		return nil, nil, fmt.Errorf("%s exists and is not a CredentialProviderConfig install can edit without losing something (%v); pass --config to write ours elsewhere, or --force to replace it (a backup is kept)", p, err)
+	}
+	return data, notes, nil
+}
+
+// Uninstall takes out what Install put in: from each file it edited, our
+// flags, keys or provider entry (the whole original when the file is still
+// exactly as install left it); the files and directories it created; then
+// its own record. Whatever the kubelet's wiring still names stays, with a
+// note, and the result says Incomplete.
 func Uninstall(ctx context.Context, o Options) (*Result, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	n, m, err := openNode(o.Root)
+	res := &Result{DryRun: o.DryRun}
+	if n, err := openNodeFS(o.Root); err == nil && !o.DryRun {
+		there := n.exists(StateDir)
+		n.Close()
+		if !there {
+			res.Unchanged = true
+			res.Notes = append(res.Notes, "nothing to uninstall: there is no install record at "+stateFile)
+			return res, nil
+		}
+	}
+	s, err := openSession(o)
 	if err != nil {
 		return nil, err
 	}
-	defer n.Close()
-	res := &Result{DryRun: o.DryRun}
-	if m == nil {
+	defer s.abandonOnCrash()
+	res.Notes = s.notes
+	if s.m == nil {
 		res.Unchanged = true
 		res.Notes = append(res.Notes, "nothing to uninstall: there is no install record at "+stateFile)
-		return res, nil
+		return res, s.close(nil, nil)
 	}
-	res.Distro = m.Distro
-	p, err := planUninstall(n, m, o.Force)
+	res.Distro = s.m.Distro
+	keep := map[string]string{}
+	before, _, err := bootProblems(s.n, s.m.Distro)
 	if err != nil {
-		return nil, err
+		return nil, s.close(nil, err)
+	}
+	var p *plan
+	for {
+		if p, err = planUninstall(s.n, s.m, o.Force, keep); err != nil {
+			return nil, s.close(nil, err)
+		}
+		after, got, err := bootProblems(newOverlay(s.n, p.ops), s.m.Distro)
+		if err != nil {
+			return nil, s.close(nil, err)
+		}
+		touched := touchedBy(p.ops)
+		bad := newProblems(before, after, func(p string) bool { return s.n.exists(p) && touched(p) })
+		if len(bad) == 0 {
+			break
+		}
+		// The wiring stays (someone edited it, or we cannot take our part
+		// out): so do the files it names.
+		grew := false
+		for _, f := range s.m.Files {
+			if _, ok := keep[f.Path]; ok || f.Role == roleWiring {
+				continue
+			}
+			for _, v := range got.Paths() {
+				if f.Path == v.Value || strings.HasPrefix(f.Path, v.Value+"/") {
+					keep[f.Path] = fmt.Sprintf("kept %s: the kubelet's --%s still names %s (set in %s); take that out, then run uninstall again", f.Path, map[string]string{roleConfig: flagConfig, roleBinary: flagBinDir}[f.Role], v.Value, v.From)
+					grew = true
+				}
+			}
+		}
+		if !grew {
+			return nil, s.close(nil, fmt.Errorf("refusing to uninstall: the kubelet could not start afterwards:%s", problemList(bad)))
+		}
+		res.Incomplete = true
 	}
 	res.Notes = append(res.Notes, p.notes...)
-	return finish(ctx, n, o, res, p, m.Service)
+	res.Incomplete = p.left
+	return s.finish(ctx, o, res, p, s.m.Service)
 }
 
-// openNode opens the node's root and reads install's record, if any.
-func openNode(root string) (*nodeFS, *manifest, error) {
-	n, err := openNodeFS(root)
+// orNil returns err, or the result when there is none.
+func (r *Result) orNil(err error) *Result {
 	if err != nil {
-		return nil, nil, err
+		return nil
 	}
-	m, err := loadManifest(n)
-	if err != nil {
-		n.Close()
-		return nil, nil, err
-	}
-	return n, m, nil
+	return r
 }
+
+// session is one run's hold on a node: the open root, the lock, the
+// journal and the install record as it was when the lock was taken.
+type session struct {
+	n     *nodeFS
+	m     *manifest
+	lock  *stateLock
+	notes []string
+}
+
+// openSession opens the node and, unless it is a dry run, takes the lock
+// and recovers from an interrupted run before reading the record.
+func openSession(o Options) (*session, error) {
+	n, err := openNodeFS(o.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+			return nil, errRunAsRoot
+		}
+		return nil, err
+	}
+	s := &session{n: n}
+	if !o.DryRun {
+		if s.lock, err = lockState(n, nil); err != nil {
+			n.Close()
+			if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+				return nil, errRunAsRoot
+			}
+			return nil, err
+		}
+		if n.j, s.notes, err = openJournal(n); err != nil {
+			return nil, s.close(nil, err)
+		}
+	}
+	if s.m, err = loadManifest(n); err != nil {
+		return nil, s.close(nil, err)
+	}
+	if !o.DryRun {
+		if err := sweepBackups(n, s.m); err != nil {
+			return nil, s.close(nil, err)
+		}
+	}
+	return s, nil
+}
+
+// close ends the session: the journal goes (the run finished or rolled
+// back), then the lock, and with it the state directory when no record
+// is left. err is passed through.
+func (s *session) close(dirs []string, err error) error {
+	if s.n.j != nil {
+		if cerr := s.n.j.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		s.n.j = nil
+	}
+	if s.lock != nil {
+		if rerr := s.lock.release(s.n, dirs); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	s.n.Close()
+	return err
+}
+
+// abandonOnCrash lets a test's simulated kill -9 (a panic at a crash
+// point) release what the kernel would release: the lock and open files.
+// Nothing is cleaned up, as nothing would be.
+func (s *session) abandonOnCrash() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, ok := r.(errCrash); ok {
+		if s.n.j != nil {
+			s.n.j.f.Close()
+		}
+		if s.lock != nil {
+			s.lock.f.Close()
+		}
+		s.n.root.Close()
+	}
+	panic(r)
+}
+
+var errRunAsRoot = errors.New("install and uninstall write to /etc and /var/lib: run as root (sudo), or use --dry-run to see what they would do")
 
 // finish shows (dry run) or applies a plan, then restarts or says to.
-func finish(ctx context.Context, n *nodeFS, o Options, res *Result, p *plan, service string) (*Result, error) {
+func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, service string) (*Result, error) {
 	res.Actions = p.actions()
+	if s.lock != nil {
+		// Directories the lock made for the state directory are install's too.
+		var made []Action
+		for _, d := range s.lock.made {
+			if d != StateDir && !strings.HasPrefix(d, StateDir+"/") {
+				made = append(made, Action{Kind: "mkdir", Path: d, Detail: "mode 0755"})
+			}
+		}
+		res.Actions = append(made, res.Actions...)
+	}
 	res.Changed = len(p.nodeOps()) > 0
 	if o.DryRun {
 		res.Diff = p.diff()
-		return res, nil
+		return res, s.close(nil, nil)
 	}
-	if err := p.apply(n); err != nil {
+	if os.Geteuid() != 0 {
+		if err := p.checkWritable(s.n); err != nil {
+			return nil, s.close(nil, err)
+		}
+	}
+	if err := p.apply(s.n); err != nil {
+		return nil, s.close(nil, err)
+	}
+	var dirs []string
+	if s.m != nil {
+		dirs = s.m.Dirs
+	}
+	if err := s.close(dirs, nil); err != nil {
 		return nil, err
 	}
 	if !res.Changed {
@@ -332,7 +549,7 @@ func (o *Options) check() error {
 		return usageErrorf("--restart acts on this machine's systemd, so it cannot be combined with --root %s", o.Root)
 	}
 	if !o.DryRun && o.Root == "/" && os.Geteuid() != 0 {
-		return errors.New("install and uninstall write to /etc and /var/lib: run as root (sudo), or use --dry-run to see what they would do")
+		return errRunAsRoot
 	}
 	return nil
 }
@@ -340,7 +557,7 @@ func (o *Options) check() error {
 func defaultPaths(d Distro, binDir, config string) (string, string) {
 	defBin, defCfg := DefaultBinDir, DefaultConfig
 	if d == K3s || d == RKE2 {
-		defBin, defCfg = RancherBinDir, RancherConfig
+		defBin, defCfg = kubeletwiring.RancherBinDir, kubeletwiring.RancherConfig
 	}
 	if binDir == "" {
 		binDir = defBin
@@ -368,31 +585,4 @@ func readBinary(p string) ([]byte, error) {
 		return nil, fmt.Errorf("binary to install %s is not a non-empty regular file", p)
 	}
 	return os.ReadFile(p)
-}
-
-// checkConfigTarget refuses to replace a CredentialProviderConfig that
-// holds providers other than ours (the kubelet would lose them), unless
-// forced. A file install wrote itself is always its own to replace.
-func checkConfigTarget(n *nodeFS, m *manifest, p string, want []byte, force bool) error {
-	if m.find(p) != nil {
-		return nil
-	}
-	st, err := n.read(p)
-	if err != nil || !st.Exists || sameContent(st, want) || force {
-		return err
-	}
-	var others []string
-	cfg, perr := parseProviderConfig(st.Data)
-	for _, pr := range cfg.Providers {
-		if pr.Name != providerconfig.DefaultName {
-			others = append(others, pr.Name)
-		}
-	}
-	switch {
-	case perr != nil:
-		return fmt.Errorf("%s exists and is not a CredentialProviderConfig install can read (%v); pass --config to write elsewhere, or --force to replace it (a backup is kept)", p, perr)
-	case len(others) > 0:
-		return fmt.Errorf("%s already configures other providers (%s), which replacing it would drop; pass --config to write ours elsewhere, or --force to replace it (a backup is kept)", p, strings.Join(others, ", "))
-	}
-	return nil
 }

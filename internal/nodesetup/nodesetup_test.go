@@ -3,6 +3,7 @@ package nodesetup
 import (
 	"context"
 	"errors"
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,65 +21,22 @@ type kubeletView struct {
 	Args           []string // every argument, for checking the rest survived
 }
 
-// viewUnit reads kubelet.service as systemd would start it.
-func viewUnit(t *testing.T, root string) kubeletView {
+// view reads what the kubelet would be started with below root, with the
+// wiring model install and doctor share.
+func view(t *testing.T, root string, d Distro) kubeletView {
 	t.Helper()
 	n, err := openNodeFS(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	u, err := loadUnit(n, kubeletService, "")
+	w, err := kubeletwiring.Read(n, kindOf(d))
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec, words, err := u.execStart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _, err := u.environment(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v kubeletView
-	for _, a := range expand(words, env, exec.where()) {
+	v := kubeletView{BinDir: w.BinDir.Value, Config: w.Config.Value}
+	for _, a := range w.Args {
 		v.Args = append(v.Args, a.Word)
-	}
-	for _, o := range findFlags(v.Args, flagConfig, flagBinDir) {
-		if o.Name == flagConfig {
-			v.Config = o.Value
-		} else {
-			v.BinDir = o.Value
-		}
-	}
-	return v
-}
-
-// viewRancher reads what k3s/rke2 would pass: config.yaml's settings, or
-// the defaults when both default paths exist (k3s's ImageCredProvAvailable).
-func viewRancher(t *testing.T, root string, d Distro) kubeletView {
-	t.Helper()
-	r := rancherFor(d)
-	data, err := os.ReadFile(filepath.Join(root, r.config))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	m, err := parseRancherConfig(r.config, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := kubeletView{BinDir: RancherBinDir, Config: RancherConfig}
-	if s, ok := m[flagBinDir].(string); ok {
-		v.BinDir = s
-	}
-	if s, ok := m[flagConfig].(string); ok {
-		v.Config = s
-	}
-	if fi, err := os.Stat(filepath.Join(root, v.BinDir)); err != nil || !fi.IsDir() {
-		return kubeletView{}
-	}
-	if fi, err := os.Stat(filepath.Join(root, v.Config)); err != nil || fi.IsDir() {
-		return kubeletView{}
 	}
 	return v
 }
@@ -138,13 +96,7 @@ func TestInstallUninstallPerDistro(t *testing.T) {
 			installed := snapshot(t, root)
 
 			// The kubelet would now find our binary and config.
-			var view kubeletView
-			switch tt.distro {
-			case K3s, RKE2:
-				view = viewRancher(t, root, tt.distro)
-			default:
-				view = viewUnit(t, root)
-			}
+			view := view(t, root, tt.distro)
 			if view.BinDir != tt.binDir || view.Config != tt.config {
 				t.Errorf("kubelet would get bin dir %q config %q, want %q and %q", view.BinDir, view.Config, tt.binDir, tt.config)
 			}
@@ -159,7 +111,8 @@ func TestInstallUninstallPerDistro(t *testing.T) {
 			}
 			if tt.distro != EKS {
 				cfg := installed[tt.config]
-				pc, err := parseProviderConfig([]byte(cfg.Data))
+				pcf, err := decodeStrict(tt.config, []byte(cfg.Data))
+				pc := pcf.Config
 				if err != nil || cfg.Mode != 0o644 || len(pc.Providers) != 1 || pc.Providers[0].Name != providerconfig.DefaultName {
 					t.Errorf("config %s: mode %v, %+v, %v", tt.config, cfg.Mode, pc, err)
 				}
@@ -329,9 +282,28 @@ func TestRefusals(t *testing.T) {
 		os.MkdirAll(filepath.Join(root, "etc/kubernetes"), 0o755)
 		other := "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: gcr-credential-provider\n    matchImages: [\"*.gcr.io\"]\n    defaultCacheDuration: 1h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n"
 		os.WriteFile(filepath.Join(root, DefaultConfig), []byte(other), 0o644)
-		refuse(t, Options{Root: root, Binary: bin}, DefaultConfig, "gcr-credential-provider", "--force")
-		if _, err := Install(context.Background(), Options{Root: root, Binary: bin, Force: true}); err != nil {
-			t.Fatalf("with --force: %v", err)
+		// Wiring the kubelet to it would make it look for the other
+		// provider's binary, which is not there: it would not start.
+		refuse(t, Options{Root: root, Binary: bin}, "could not start", "gcr-credential-provider in "+DefaultConfig+" has no executable")
+		// With it there, ours is added and theirs kept.
+		os.MkdirAll(filepath.Join(root, DefaultBinDir), 0o755)
+		os.WriteFile(filepath.Join(root, DefaultBinDir, "gcr-credential-provider"), []byte("gcr"), 0o755)
+		res, err := Install(context.Background(), Options{Root: root, Binary: bin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := decodeStrict(DefaultConfig, []byte(snapshot(t, root)[DefaultConfig].Data))
+		if err != nil || len(f.Config.Providers) != 2 || f.Config.Providers[0].Name != "gcr-credential-provider" || f.Config.Providers[1].Name != providerconfig.DefaultName {
+			t.Fatalf("config after install: %+v, %v", f.Config, err)
+		}
+		if !strings.Contains(strings.Join(res.Notes, "\n"), "keeping its other providers (gcr-credential-provider)") {
+			t.Errorf("notes %q do not say the other provider was kept", res.Notes)
+		}
+		if _, err := Uninstall(context.Background(), Options{Root: root}); err != nil {
+			t.Fatal(err)
+		}
+		if got := snapshot(t, root)[DefaultConfig].Data; got != other {
+			t.Errorf("after uninstall the config is\n%s\nwant it as it was\n%s", got, other)
 		}
 	})
 	t.Run("bad paths", func(t *testing.T) {
@@ -414,7 +386,10 @@ func TestRollbackOnFailurePartWay(t *testing.T) {
 	assertTree(t, "after rollback", before, snapshot(t, root))
 }
 
-func TestUninstallLeavesFilesChangedSinceInstall(t *testing.T) {
+// The first two findings: an edit made after install survives a
+// re-install and the uninstall after it, and uninstall takes out only our
+// flags from a file someone else changed too.
+func TestEditsSurviveReinstallAndUninstall(t *testing.T) {
 	ctx := context.Background()
 	root := nodeRoot(t, "kubeadm-debian")
 	before := snapshot(t, root)
@@ -426,25 +401,81 @@ func TestUninstallLeavesFilesChangedSinceInstall(t *testing.T) {
 	edited, _ := os.ReadFile(env)
 	edited = append(edited, "HTTP_PROXY=http://proxy:3128\n"...)
 	os.WriteFile(env, edited, 0o644)
+	cfg := filepath.Join(root, DefaultConfig)
+	c, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(c, "    env:\n      - name: AWS_SHARED_CREDENTIALS_FILE\n        value: /root/.aws/credentials\n"...), 0o644)
+
+	// Re-install (an upgrade: new binary) keeps both edits.
+	o.Binary = writeBinary(t, fakeBinary+"v2\n")
+	if _, err := Install(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(env); string(b) != string(edited) {
+		t.Errorf("re-install changed the edited env file:\n%s", b)
+	}
+	if b, _ := os.ReadFile(cfg); !strings.HasSuffix(string(b), "value: /root/.aws/credentials\n") || !strings.HasPrefix(string(b), string(c)) {
+		t.Errorf("re-install rewrote the config although our entry was already as wanted:\n%s", b)
+	}
+	f, err := decodeStrict(DefaultConfig, must(os.ReadFile(cfg)))
+	if err != nil || len(f.Config.Providers) != 1 || len(f.Config.Providers[0].Env) != 1 || f.Config.Providers[0].Env[0].Name != "AWS_SHARED_CREDENTIALS_FILE" {
+		t.Errorf("re-install lost the env block: %+v %v", f.Config, err)
+	}
 
 	res, err := Uninstall(ctx, Options{Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "/etc/default/kubelet changed since install") {
-		t.Errorf("notes %q, want one about /etc/default/kubelet", res.Notes)
+	if res.Incomplete || len(res.Notes) > 0 {
+		t.Errorf("uninstall: incomplete %v, notes %q", res.Incomplete, res.Notes)
 	}
-	if b, _ := os.ReadFile(env); string(b) != string(edited) {
-		t.Error("uninstall overwrote a file changed since install")
+	want := before["/etc/default/kubelet"].Data + "HTTP_PROXY=http://proxy:3128\n"
+	if b, _ := os.ReadFile(env); string(b) != want {
+		t.Errorf("after uninstall /etc/default/kubelet is\n%s\nwant\n%s", b, want)
 	}
-	if _, err := os.Stat(filepath.Join(root, DefaultConfig)); !os.IsNotExist(err) {
-		t.Error("uninstall left the config it created")
-	}
-	// The record keeps the one file left; --force restores it.
-	if _, err := Uninstall(ctx, Options{Root: root, Force: true}); err != nil {
+	after := snapshot(t, root)
+	delete(after, "/etc/default/kubelet")
+	delete(before, "/etc/default/kubelet")
+	assertTree(t, "after uninstall, but for the edited file", before, after)
+}
+
+// An unrelated flag changed after install: the kubelet's flags still name
+// our config and binary, so uninstall keeps them, says so, and fails.
+func TestUninstallKeepsWhatTheWiringStillNames(t *testing.T) {
+	ctx := context.Background()
+	root := nodeRoot(t, "k3s")
+	o := Options{Root: root, Binary: writeBinary(t, fakeBinary), BinDir: "/opt/ecr/bin", Config: "/opt/ecr/config.yaml"}
+	if _, err := Install(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	assertTree(t, "after forced uninstall", before, snapshot(t, root))
+	// Someone moves our paths to kubelet-arg in a drop-in of their own,
+	// which k3s passes whether the files exist or not.
+	yml := filepath.Join(root, "etc/rancher/k3s/config.yaml")
+	c, _ := os.ReadFile(yml)
+	os.WriteFile(yml, []byte(strings.Replace(string(c), "image-credential-provider", "# image-credential-provider", -1)), 0o644)
+	os.MkdirAll(yml+".d", 0o755)
+	os.WriteFile(yml+".d/10-mine.yaml", []byte("kubelet-arg+:\n  - image-credential-provider-config=/opt/ecr/config.yaml\n  - image-credential-provider-bin-dir=/opt/ecr/bin\n"), 0o644)
+	res, err := Uninstall(ctx, Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Incomplete || !strings.Contains(strings.Join(res.Notes, "\n"), "10-mine.yaml") {
+		t.Errorf("uninstall: incomplete %v, notes %q; want it to say the drop-in still names our files", res.Incomplete, res.Notes)
+	}
+	if v := view(t, root, K3s); v.Config != "/opt/ecr/config.yaml" {
+		t.Fatalf("kubelet would get %+v", v)
+	}
+	n, _ := openNodeFS(root)
+	defer n.Close()
+	if ps, _, err := bootProblems(n, K3s); err != nil || len(ps) > 0 {
+		t.Errorf("kubelet could not start after uninstall: %v %v", ps, err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestReinstallWithOtherOptions(t *testing.T) {
@@ -472,7 +503,7 @@ func TestReinstallWithOtherOptions(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, RancherBinDir)); !os.IsNotExist(err) {
 		t.Errorf("old bin dir left behind (%v): %+v", err, res.Actions)
 	}
-	if v := viewRancher(t, root, K3s); v.BinDir != "/opt/ecr/bin" || v.Config != "/opt/ecr/config.yaml" {
+	if v := view(t, root, K3s); v.BinDir != "/opt/ecr/bin" || v.Config != "/opt/ecr/config.yaml" {
 		t.Errorf("k3s would use %+v", v)
 	}
 	if _, err := Uninstall(ctx, Options{Root: root}); err != nil {
@@ -512,5 +543,45 @@ func TestRestart(t *testing.T) {
 		if _, err := Uninstall(ctx, Options{Root: root, Restart: true, Systemctl: fake}); err != nil || !slices.Equal(ran, tt.want) {
 			t.Errorf("%s: uninstall ran %q (%v), want %q", tt.fixture, ran, err, tt.want)
 		}
+	}
+}
+
+// An env file written with CRLF line ends (edited on Windows, or by a
+// tool that does) keeps them: no blank line is added, no '\r' gets into a
+// value, and uninstall gives back the file byte for byte.
+func TestCRLFEnvFile(t *testing.T) {
+	ctx := context.Background()
+	root := nodeRoot(t, "kubeadm-rhel")
+	env := filepath.Join(root, "etc/sysconfig/kubelet")
+	orig := "# set by hand\r\nKUBELET_EXTRA_ARGS=--cgroup-driver=systemd --max-pods=50\r\nHTTPS_PROXY=http://proxy:3128\r\n"
+	os.WriteFile(env, []byte(orig), 0o644)
+	if _, err := Install(ctx, Options{Root: root, Binary: writeBinary(t, fakeBinary)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(env)
+	if strings.Contains(string(got), "\r\n\r\n") || strings.Count(string(got), "\n") != 3 || strings.Count(string(got), "\r\n") != 3 {
+		t.Errorf("install changed the line structure:\n%q", got)
+	}
+	as, err := kubeletwiring.ParseEnvFile("f", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		if strings.ContainsAny(a.Value, "\r\x00") {
+			t.Errorf("%s = %q carries a control character", a.Key, a.Value)
+		}
+	}
+	if v := view(t, root, Kubeadm); v.Config != DefaultConfig || !slices.Contains(v.Args, "--max-pods=50") {
+		t.Errorf("kubelet would get %+v", v)
+	}
+	// Edited since (so no whole-file restore): uninstall edits CRLF too.
+	os.WriteFile(env, append(got, "NO_PROXY=10.0.0.0/8\r\n"...), 0o644)
+	if _, err := Uninstall(ctx, Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(env)
+	want := "# set by hand\r\nKUBELET_EXTRA_ARGS=\"--cgroup-driver=systemd --max-pods=50\"\r\nHTTPS_PROXY=http://proxy:3128\r\nNO_PROXY=10.0.0.0/8\r\n"
+	if string(got) != want {
+		t.Errorf("after uninstall:\n%q\nwant\n%q", got, want)
 	}
 }

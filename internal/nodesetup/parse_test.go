@@ -1,59 +1,16 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"math/rand"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-func TestParseEnvFile(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     map[string]string // last value of each key
-		err      string
-	}{
-		{name: "double quotes and escapes", in: `A="x \"y\" \$HOME \\ \q"` + "\n", want: map[string]string{"A": `x "y" $HOME \ \q`}},
-		{name: "single quotes are literal", in: `A='x \n "y"'` + "\n", want: map[string]string{"A": `x \n "y"`}},
-		{name: "unquoted keeps inner blanks, trims trailing", in: "A=--a --b  \t\n", want: map[string]string{"A": "--a --b"}},
-		{name: "blanks around key and before value", in: "  A =  v\n", want: map[string]string{"A": "v"}},
-		{name: "comments and empty lines", in: "# c\n; c\n\nA=1\n#B=2\n", want: map[string]string{"A": "1"}},
-		{name: "continuation", in: "A=one \\\ntwo\n", want: map[string]string{"A": "one two"}},
-		{name: "last assignment wins", in: "A=1\nA=2\n", want: map[string]string{"A": "2"}},
-		{name: "empty value", in: "A=\nB=\"\"\n", want: map[string]string{"A": "", "B": ""}},
-		{name: "no trailing newline", in: "A=1", want: map[string]string{"A": "1"}},
-		{name: "CRLF", in: "A=1\r\nB=\"2\"\r\n", want: map[string]string{"A": "1", "B": "2"}},
-		{name: "no equals sign", in: "A=1\nnonsense\n", err: "f:2: line has no '='"},
-		{name: "export prefix", in: "export A=1\n", err: `f:1: "export A" is not a valid environment variable name`},
-		{name: "unclosed quote", in: "A=1\nB=\"open\nC=2\n", err: "f:2: quote opened here is never closed"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			as, err := parseEnvFile("f", []byte(tt.in))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, a := range as {
-				got[a.Key] = a.Value
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestSetEnvVarKeepsTheRest(t *testing.T) {
 	in := "# header\nA=1\nKUBELET_EXTRA_ARGS=--v=2 \\\n  --max-pods=10\nB='x'\n"
-	as, err := parseEnvFile("f", []byte(in))
+	as, err := kubeletwiring.ParseEnvFile("f", []byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,11 +19,11 @@ func TestSetEnvVarKeepsTheRest(t *testing.T) {
 	if out != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
-	back, err := parseEnvFile("f", []byte(out))
+	back, err := kubeletwiring.ParseEnvFile("f", []byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := lookupEnv(back, "KUBELET_EXTRA_ARGS"); a.Value != `--v=2 "q" $x` {
+	if a, _ := kubeletwiring.LookupEnv(back, "KUBELET_EXTRA_ARGS"); a.Value != `--v=2 "q" $x` {
 		t.Errorf("round trip: %q", a.Value)
 	}
 	// Appending to a file whose last line has no newline.
@@ -98,29 +55,6 @@ func TestWithFlags(t *testing.T) {
 	}
 }
 
-func TestSplitWordsAndExpand(t *testing.T) {
-	words, err := splitWords(`/usr/bin/kubelet "--a=x y" '--b=$Z' \"c %%d $EXTRA ${ONE}x`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"/usr/bin/kubelet", "--a=x y", "--b=$Z", `"c`, "%d", "$EXTRA", "${ONE}x"}
-	if !reflect.DeepEqual(words, want) {
-		t.Fatalf("splitWords = %q, want %q", words, want)
-	}
-	env := map[string]envValue{"EXTRA": {Value: " --p=1   --q=2 "}, "ONE": {Value: "a b"}}
-	var got []string
-	for _, w := range expand(words, env, "") {
-		got = append(got, w.Word)
-	}
-	want = []string{"/usr/bin/kubelet", "--a=x y", "--b=$Z", `"c`, "%d", "--p=1", "--q=2", "a bx"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("expand = %q, want %q", got, want)
-	}
-	if _, err := splitWords(`a "b`); err == nil {
-		t.Error("unclosed quote accepted")
-	}
-}
-
 func TestSetYAMLKeys(t *testing.T) {
 	set := map[string]string{flagBinDir: "/opt/bin", flagConfig: "/etc/c.yaml"}
 	tests := []struct{ name, in, want, err string }{
@@ -135,7 +69,7 @@ func TestSetYAMLKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old, err := parseRancherConfig("c.yaml", []byte(tt.in))
+			old, err := kubeletwiring.ParseRancherConfig("c.yaml", []byte(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}

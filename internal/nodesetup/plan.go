@@ -1,6 +1,10 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+	"path/filepath"
+	"syscall"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,12 +16,13 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
-const manifestVersion = 1
+// manifestVersion 2 records, per file, what install put in it (its role,
+// the variable or keys it set), so that uninstall can take out exactly
+// that; version 1 records are read as whole-file backups.
+const manifestVersion = 2
 
 // manifest is the install record: what install created, what it edited and
 // where the originals are, so that uninstall can undo exactly that.
@@ -34,14 +39,46 @@ type manifest struct {
 
 type manifestFile struct {
 	Path string `json:"path"`
-	// SHA256 is the content install wrote: a file that still has it is
-	// install's to undo; one that has not was changed by someone since.
+	// SHA256 is the content install last wrote. A file that still has it
+	// is restored whole (or removed); one that has not was edited since,
+	// and uninstall takes out only what is install's.
 	SHA256 string `json:"sha256"`
-	// Backup is where the original is kept; empty when install created the file.
-	Backup string      `json:"backup,omitempty"`
-	Mode   fs.FileMode `json:"mode,omitempty"`
-	UID    int         `json:"uid,omitempty"`
-	GID    int         `json:"gid,omitempty"`
+	// Role says what install put in the file: roleBinary, roleConfig (our
+	// provider entry) or roleWiring (Var's flags, or Keys).
+	Role string `json:"role,omitempty"`
+	// Written are the contents install wrote here before (their SHA256s,
+	// newest last): a run killed after recording a new one may have left
+	// an older one in place, which is install's all the same.
+	Written []string `json:"written,omitempty"`
+	// Created is true when the file did not exist before install.
+	Created bool `json:"created,omitempty"`
+	// Backup is where the original is kept, until the file is edited by
+	// someone else (then the original no longer undoes install alone).
+	Backup   string      `json:"backup,omitempty"`
+	Mode     fs.FileMode `json:"mode,omitempty"`
+	UID      int         `json:"uid,omitempty"`
+	GID      int         `json:"gid,omitempty"`
+	Var      string      `json:"var,omitempty"`
+	AddedVar bool        `json:"addedVar,omitempty"`
+	Keys     []string    `json:"keys,omitempty"`
+	// Set are the flags (or keys) a wiring file sets and their values;
+	// Replaced are the values they had before install, put back by
+	// uninstall.
+	Set map[string]string `json:"set,omitempty"`
+	// Values are every value install ever gave each flag or key in this
+	// file (a run killed part way may have left any of them).
+	Values   map[string][]string `json:"values,omitempty"`
+	Replaced map[string]string   `json:"replaced,omitempty"`
+	// Undo marks a file an install in progress is about to undo (its
+	// paths changed); the record keeps it until that is done, so a crash
+	// in between loses track of nothing.
+	Undo bool `json:"undo,omitempty"`
+}
+
+// wrote reports whether data is content install wrote to the file.
+func (f *manifestFile) wrote(data []byte) bool {
+	s := sum(data)
+	return s == f.SHA256 || slices.Contains(f.Written, s)
 }
 
 func (m *manifest) find(p string) *manifestFile {
@@ -68,17 +105,28 @@ func loadManifest(n *nodeFS) (*manifest, error) {
 	if err := json.Unmarshal(st.Data, &m); err != nil {
 		return nil, bad(err.Error())
 	}
-	if m.Version != manifestVersion {
+	if m.Version != manifestVersion && m.Version != 1 {
 		return nil, bad(fmt.Sprintf("version %d is not one this binary knows (%d)", m.Version, manifestVersion))
 	}
 	if !services[m.Service] {
 		return nil, bad(fmt.Sprintf("service %q is not one install manages", m.Service))
 	}
-	for _, f := range m.Files {
+	for i, f := range m.Files {
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Backup != "" && path.Dir(f.Backup) != backupDir {
 			return nil, bad(fmt.Sprintf("entry %q/%q is not a path install writes", f.Path, f.Backup))
 		}
+		if m.Version == 1 {
+			m.Files[i].Created = f.Backup == ""
+			m.Files[i].Role = roleWiring
+			switch {
+			case path.Base(f.Path) == providerconfig.DefaultName:
+				m.Files[i].Role = roleBinary
+			case f.Path == m.Config:
+				m.Files[i].Role = roleConfig
+			}
+		}
 	}
+	m.Version = manifestVersion
 	for _, d := range m.Dirs {
 		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
 			return nil, bad(fmt.Sprintf("directory %q is not a path install creates", d))
@@ -121,12 +169,15 @@ type op struct {
 	unit     bool
 	internal bool   // install's own record and backups: not in the diff
 	restore  bool   // the write puts a backup back
+	role     string // of a recorded file: what it is to the kubelet
 	detail   string // for the report
 }
 
 type plan struct {
 	ops   []op
 	notes []string
+	// left is true when uninstall leaves files of install's in place.
+	left bool
 }
 
 func (p *plan) nodeOps() []op {
@@ -144,16 +195,18 @@ func (p *plan) touchesUnits() bool {
 }
 
 // planInstall turns the wanted files into ops, with backups of the files
-// it edits for the first time and an updated install record. Files an
-// earlier install wrote that are no longer wanted (another --bin-dir, say)
-// are undone as uninstall would.
+// it edits for the first time and an updated install record. A file an
+// earlier install wrote and someone edited since loses its backup: putting
+// the original back would drop their edit. Files an earlier install wrote
+// that are no longer wanted (another --bin-dir, say) are undone as
+// uninstall would.
 func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan, error) {
 	p := &plan{}
 	if old != nil {
 		m.Files = append(m.Files, old.Files...)
 		m.Dirs = append(m.Dirs, old.Dirs...)
 	}
-	var backups, node []op
+	var backups, node, internal []op
 	wanted := map[string]bool{}
 	for _, c := range changes {
 		wanted[c.Path] = true
@@ -168,13 +221,42 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 				mode = 0o644
 			}
 		}
+		e := m.find(c.Path)
+		if e != nil && cur.Exists && !e.wrote(cur.Data) && !backupHolds(n, e, cur) {
+			// Nothing of ours left in it (a run was killed after putting
+			// the original back): it is the operator's file again, to be
+			// backed up afresh.
+			undo, kept, err := undoFile(n, old, *e, false)
+			if err != nil {
+				return nil, err
+			}
+			if kept == "" && !slices.ContainsFunc(undo, func(o op) bool { return !o.internal }) {
+				// Its old backup is overwritten by the fresh one below.
+				i := slices.IndexFunc(m.Files, func(f manifestFile) bool { return f.Path == c.Path })
+				m.Files = slices.Delete(m.Files, i, i+1)
+				e = nil
+			}
+		}
+		if e != nil && cur.Exists && !e.wrote(cur.Data) && !backupHolds(n, e, cur) {
+			// Edited since install wrote it: from now on only our part of
+			// it is ours.
+			if e.Backup != "" {
+				bk, err := n.read(e.Backup)
+				if err != nil {
+					return nil, err
+				}
+				internal = append(internal, op{kind: opRemove, path: e.Backup, old: bk, internal: true})
+				e.Backup = ""
+			}
+			e.Created = false
+			e.SHA256 = sum(cur.Data)
+		}
 		if sameContent(cur, c.Data) && cur.Mode == mode {
 			continue
 		}
 		o := op{kind: opWrite, path: c.Path, data: c.Data, mode: mode, uid: -1, gid: -1, old: cur, binary: c.Binary, unit: c.Unit}
-		e := m.find(c.Path)
 		if e == nil {
-			m.Files = append(m.Files, manifestFile{Path: c.Path})
+			m.Files = append(m.Files, manifestFile{Path: c.Path, Role: c.Role, Created: !cur.Exists, Var: c.Var, AddedVar: c.AddedVar, Replaced: c.Replaced})
 			e = &m.Files[len(m.Files)-1]
 			if cur.Exists {
 				e.Backup, e.Mode, e.UID, e.GID = backupPath(c.Path), cur.Mode, cur.UID, cur.GID
@@ -182,7 +264,25 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 				o.detail = "original kept in " + e.Backup
 			}
 		}
+		e.Keys = dedupe(append(e.Keys, c.Keys...))
+		if e.SHA256 != "" && e.SHA256 != sum(c.Data) && !slices.Contains(e.Written, e.SHA256) {
+			e.Written = append(e.Written, e.SHA256)
+			if len(e.Written) > 8 {
+				e.Written = e.Written[len(e.Written)-8:]
+			}
+		}
 		e.SHA256 = sum(c.Data)
+		if len(c.Set) > 0 {
+			e.Set = c.Set
+		}
+		for k, v := range c.Set {
+			if e.Values == nil {
+				e.Values = map[string][]string{}
+			}
+			if !slices.Contains(e.Values[k], v) {
+				e.Values[k] = append(e.Values[k], v)
+			}
+		}
 		if cur.Exists {
 			o.uid, o.gid = cur.UID, cur.GID
 		}
@@ -199,7 +299,7 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 			keep = append(keep, f)
 			continue
 		}
-		undo, kept, err := undoFile(n, f, false)
+		undo, kept, err := undoFile(n, old, f, false)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +307,13 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 			p.notes = append(p.notes, kept)
 			keep = append(keep, f)
 		}
-		node = append(node, undo...)
+		for _, o := range undo {
+			if o.internal {
+				internal = append(internal, o)
+			} else {
+				node = append(node, o)
+			}
+		}
 	}
 	// Directories install made for files now gone go too, if empty.
 	inUse := []string{StateDir}
@@ -217,6 +323,7 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 	for p := range wanted {
 		inUse = append(inUse, p)
 	}
+	undoing := slices.ContainsFunc(node, func(o op) bool { return o.kind == opRemove || o.restore })
 	var keptDirs []string
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
 		d := m.Dirs[i]
@@ -227,13 +334,27 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 		}
 		keptDirs = append([]string{d}, keptDirs...)
 	}
+	// The record written first still holds what is being undone (marked
+	// so); the one written last does not.
+	first := m
+	first.Files = slices.Clone(m.Files)
+	for i := range first.Files {
+		if !wanted[first.Files[i].Path] && !slices.ContainsFunc(keep, func(f manifestFile) bool { return f.Path == first.Files[i].Path }) {
+			first.Files[i].Undo = true
+		}
+	}
 	m.Files, m.Dirs = keep, keptDirs
-	if len(node) == 0 {
+	if len(node) == 0 && len(internal) == 0 {
 		return p, nil
 	}
 
-	// Directories first, then the record and backups, so a crash part way
-	// leaves a record uninstall can work from; then the node's files.
+	// Backups first (one a crash leaves unrecorded is swept by the next
+	// run), then the record, naming every directory, backup and file the
+	// run may create, so a crash part way leaves a record uninstall can
+	// work from; then directories; then the node's files (the
+	// binary before the config before the wiring, so that the kubelet is
+	// never pointed at something not there yet); backups no longer needed
+	// go last.
 	cur, err := n.read(stateFile)
 	if err != nil {
 		return nil, err
@@ -244,18 +365,27 @@ func planInstall(n *nodeFS, old *manifest, m manifest, changes []change) (*plan,
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range dirs {
-		mode, internal := fs.FileMode(0o755), false
-		if d == StateDir || strings.HasPrefix(d, StateDir+"/") {
-			mode, internal = 0o700, true
-		}
-		p.ops = append(p.ops, op{kind: opMkdir, path: d, mode: mode, internal: internal})
-	}
 	m.Dirs = dedupe(append(m.Dirs, dirs...))
-	record.data = m.encode()
+	first.Dirs = dedupe(append(first.Dirs, dirs...))
+	record.data = first.encode()
+	var nodeDirs []op
+	for _, d := range dirs {
+		if d == StateDir || strings.HasPrefix(d, StateDir+"/") {
+			p.ops = append(p.ops, op{kind: opMkdir, path: d, mode: 0o700, internal: true})
+		} else {
+			nodeDirs = append(nodeDirs, op{kind: opMkdir, path: d, mode: 0o755})
+		}
+	}
 	p.ops = append(p.ops, backups...)
 	p.ops = append(p.ops, record)
+	p.ops = append(p.ops, nodeDirs...)
 	p.ops = append(p.ops, node...)
+	p.ops = append(p.ops, internal...)
+	if undoing {
+		final := record
+		final.data, final.old = m.encode(), fileState{Exists: true, Data: record.data, Mode: 0o600, UID: -1, GID: -1}
+		p.ops = append(p.ops, final)
+	}
 	return p, nil
 }
 
@@ -288,39 +418,122 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// undoFile plans undoing one recorded file: removing it if install created
-// it, restoring the backup if install edited it. A file whose content is no
-// longer what install wrote is someone else's now: it is left (and kept is
-// the note saying so) unless force.
-func undoFile(n *nodeFS, f manifestFile, force bool) (ops []op, kept string, err error) {
+// undoFile plans taking out of one recorded file what install put in. A
+// file that still holds exactly what install wrote is put back whole: its
+// backup restored, or removed when install created it. Otherwise only
+// install's part goes (our provider entry, our flags, our keys), and every
+// other line stays as it is now. kept is a note when the file is left as
+// it is although something of ours may be in it.
+func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kept string, err error) {
 	cur, err := n.read(f.Path)
 	if err != nil {
 		return nil, "", err
 	}
-	changed := cur.Exists && sum(cur.Data) != f.SHA256
-	if f.Backup == "" {
-		switch {
-		case !cur.Exists:
-			return nil, "", nil
-		case changed && !force:
-			return nil, fmt.Sprintf("%s changed since install, so it was left in place; remove it yourself if it is no longer needed, or pass --force", f.Path), nil
+	var bk fileState
+	if f.Backup != "" {
+		if bk, err = n.read(f.Backup); err != nil {
+			return nil, "", err
 		}
-		return []op{{kind: opRemove, path: f.Path, old: cur, unit: isUnitFile(f.Path), binary: isBinary(f.Path, cur.Data)}}, "", nil
 	}
-	bk, err := n.read(f.Backup)
-	if err != nil {
-		return nil, "", err
+	dropBackup := func(ops []op) []op {
+		if bk.Exists {
+			ops = append(ops, op{kind: opRemove, path: f.Backup, old: bk, internal: true})
+		}
+		return ops
 	}
-	if !bk.Exists {
-		return nil, fmt.Sprintf("the backup of %s (%s) is missing, so it was not restored", f.Path, f.Backup), nil
+	unit, bin := isUnitFile(f.Path), f.Role == roleBinary
+	remove := op{kind: opRemove, path: f.Path, old: cur, unit: unit, binary: bin || isBinary(f.Path, cur.Data), role: f.Role}
+	if !cur.Exists || bk.Exists && sameContent(bk, cur.Data) {
+		// Gone, or still the original: install never got to write it (it
+		// was killed first), or someone put the original back.
+		return dropBackup(nil), "", nil
 	}
-	if (changed || !cur.Exists) && !force {
-		return nil, fmt.Sprintf("%s changed since install, so it was not restored; its original is in %s (pass --force to restore it anyway)", f.Path, f.Backup), nil
+	ours := f.wrote(cur.Data)
+	if ours || force {
+		switch {
+		case bk.Exists:
+			return dropBackup([]op{{kind: opWrite, path: f.Path, data: bk.Data, mode: f.Mode, uid: f.UID, gid: f.GID, old: cur, restore: true, unit: unit, binary: bin || isBinary(f.Path, bk.Data), role: f.Role}}), "", nil
+		case f.Created:
+			return []op{remove}, "", nil
+		}
 	}
-	return []op{
-		{kind: opWrite, path: f.Path, data: bk.Data, mode: f.Mode, uid: f.UID, gid: f.GID, old: cur, restore: true, unit: isUnitFile(f.Path), binary: isBinary(f.Path, bk.Data)},
-		{kind: opRemove, path: f.Backup, old: bk, internal: true},
-	}, "", nil
+	edit := func(data []byte, changed bool, empty bool, err error) ([]op, string, error) {
+		switch {
+		case err != nil:
+			return nil, fmt.Sprintf("%s was edited since install and install cannot take its part out (%v), so it was left as it is; take it out by hand", f.Path, err), nil
+		case empty && (f.Created || f.Role == roleConfig):
+			return dropBackup([]op{remove}), "", nil
+		case !changed:
+			return dropBackup(nil), "", nil
+		}
+		return dropBackup([]op{{kind: opWrite, path: f.Path, data: data, mode: cur.Mode, uid: cur.UID, gid: cur.GID, old: cur, unit: unit, role: f.Role, detail: "took out what install added"}}), "", nil
+	}
+	flags := ourFlags(m.Config, m.BinDir)
+	for name, vs := range f.Values {
+		for _, v := range vs {
+			flags = append(flags, kubeletFlag{Name: name, Value: v})
+		}
+	}
+	switch {
+	case f.Role == roleBinary:
+		return nil, fmt.Sprintf("%s changed since install (another binary?), so it was left in place; remove it yourself if it is no longer needed, or pass --force", f.Path), nil
+	case f.Role == roleConfig:
+		data, changed, empty, err := withoutOurProvider(f.Path, cur.Data)
+		return edit(data, changed, empty, err)
+	case f.Var != "" && f.Path == ourDropIn:
+		base, err := baseExtraArgs(n)
+		if err != nil {
+			return edit(nil, false, false, err)
+		}
+		return edit(dropInWithoutOurFlags(cur.Data, base, flags))
+	case f.Var != "":
+		data, changed, err := withoutOurFlags(f.Path, cur.Data, f.Var, f.AddedVar, flags, f.Replaced)
+		return edit(data, changed, changed && f.Created && onlyOurLines(data), err)
+	case len(f.Keys) > 0:
+		data, changed, err := withoutYAMLKeys(f.Path, cur.Data, f.Keys, flags, f.Replaced)
+		return edit(data, changed, changed && f.Created && onlyOurLines(data), err)
+	}
+	return nil, fmt.Sprintf("%s changed since install, so it was left in place; its original is in %s (pass --force to restore it anyway)", f.Path, f.Backup), nil
+}
+
+// ourLines are the lines install writes around its settings in files it
+// creates: a file with nothing else left in it is install's to remove.
+var ourLines = []string{
+	envFileHeader, strings.TrimSpace(addedComment), "[Service]",
+	"# Written by 'ecr-credential-provider install'; 'ecr-credential-provider uninstall' removes it.",
+	"# kubelet.service's ExecStart expands $" + extraArgsVar + "; this adds the image",
+	"# credential provider flags to it.",
+}
+
+func onlyOurLines(data []byte) bool {
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(ourLines, func(o string) bool { return strings.HasPrefix(l, o) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// backupHolds reports whether a file still holds its original, kept in
+// the backup: install recorded what it would write but died before it did.
+func backupHolds(n *nodeFS, e *manifestFile, cur fileState) bool {
+	if e.Backup == "" {
+		return false
+	}
+	bk, err := n.read(e.Backup)
+	return err == nil && sameContent(bk, cur.Data)
+}
+
+// baseExtraArgs is KUBELET_EXTRA_ARGS as kubelet.service sets it without
+// our drop-in.
+func baseExtraArgs(n *nodeFS) (string, error) {
+	u, err := kubeletwiring.LoadUnit(n, kubeletService, ourDropIn)
+	if err != nil || len(u.Files) == 0 {
+		return "", err
+	}
+	env, _, err := u.Environment(n)
+	return env[extraArgsVar].Value, err
 }
 
 func isUnitFile(p string) bool {
@@ -332,21 +545,34 @@ func isBinary(p string, data []byte) bool {
 	return path.Base(p) == providerconfig.DefaultName || slices.Contains(data, 0)
 }
 
+// roleOrder undoes the wiring first, then the config, then the binary:
+// a crash between any two steps leaves the kubelet pointed only at what
+// is still there.
+var roleOrder = map[string]int{roleWiring: 0, roleConfig: 1, roleBinary: 2}
+
 // planUninstall undoes every recorded file, then removes the record, the
-// backups and the directories install created (those left empty).
-func planUninstall(n *nodeFS, m *manifest, force bool) (*plan, error) {
+// backups and the directories install created (those left empty). keep
+// are files uninstall must leave although they are ours, because the
+// kubelet's wiring still names them.
+func planUninstall(n *nodeFS, m *manifest, force bool, keep map[string]string) (*plan, error) {
 	p := &plan{}
 	var node, internal []op
-	var keep []manifestFile
-	for i := len(m.Files) - 1; i >= 0; i-- {
-		f := m.Files[i]
-		ops, kept, err := undoFile(n, f, force)
+	var left []manifestFile
+	files := slices.Clone(m.Files)
+	slices.SortStableFunc(files, func(a, b manifestFile) int { return roleOrder[a.Role] - roleOrder[b.Role] })
+	for _, f := range files {
+		if why, ok := keep[f.Path]; ok {
+			p.notes = append(p.notes, why)
+			left = append(left, f)
+			continue
+		}
+		ops, kept, err := undoFile(n, m, f, force)
 		if err != nil {
 			return nil, err
 		}
 		if kept != "" {
 			p.notes = append(p.notes, kept)
-			keep = append([]manifestFile{f}, keep...)
+			left = append(left, f)
 		}
 		for _, o := range ops {
 			if o.internal {
@@ -361,20 +587,28 @@ func planUninstall(n *nodeFS, m *manifest, force bool) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(keep) > 0 {
-		left := *m
-		left.Files = keep
+	if len(left) > 0 {
+		rest := *m
+		rest.Files = left
+		// Backups go after the record that names them: one a crash leaves
+		// behind unnamed is swept by the next run.
+		p.ops = append(p.ops, op{kind: opWrite, path: stateFile, data: rest.encode(), mode: 0o600, uid: -1, gid: -1, old: cur, internal: true})
 		p.ops = append(p.ops, internal...)
-		p.ops = append(p.ops, op{kind: opWrite, path: stateFile, data: left.encode(), mode: 0o600, uid: -1, gid: -1, old: cur, internal: true})
 		p.notes = append(p.notes, "the install record "+stateFile+" keeps the files above; run uninstall again once they are sorted out")
+		p.left = true
 		return p, nil
 	}
-	p.ops = append(p.ops, internal...)
-	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
+	// Directories before the record that lists them: a crash in between
+	// leaves the record, and the next run removes the rest. The state
+	// directory's own go when the lock is released. Backups go after the
+	// record: one a crash leaves behind unnamed is swept by the next run.
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
-		d := m.Dirs[i]
-		p.ops = append(p.ops, op{kind: opRmdir, path: d, internal: d == StateDir || strings.HasPrefix(d, StateDir+"/")})
+		if d := m.Dirs[i]; d != StateDir && !strings.HasPrefix(d, StateDir+"/") && !strings.HasPrefix(StateDir, d+"/") {
+			p.ops = append(p.ops, op{kind: opRmdir, path: d})
+		}
 	}
+	p.ops = append(p.ops, op{kind: opRemove, path: stateFile, old: cur, internal: true})
+	p.ops = append(p.ops, internal...)
 	return p, nil
 }
 
@@ -415,6 +649,10 @@ func (o op) do(n *nodeFS) (func() error, error) {
 	case opWrite:
 		return putBack, n.writeAtomic(o.path, o.data, o.mode, o.uid, o.gid)
 	case opRemove:
+		if err := n.j.record(journalEntry{Op: "remove", Path: o.path}); err != nil {
+			return nil, err
+		}
+		defer crashPoint("removed " + o.path)
 		if err := n.remove(o.path); err != nil {
 			return nil, fmt.Errorf("remove %s: %w", o.path, err)
 		}
@@ -500,14 +738,21 @@ func (p *plan) diff() string {
 	return b.String()
 }
 
-// parseProviderConfig reads a CredentialProviderConfig (YAML or JSON).
-func parseProviderConfig(data []byte) (providerconfig.CredentialProviderConfig, error) {
-	var cfg providerconfig.CredentialProviderConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return cfg, errors.New(yamlErr(err))
+// checkWritable tells a user who is not root, before the first write, that
+// the plan needs root, rather than failing part way with EACCES.
+func (p *plan) checkWritable(n *nodeFS) error {
+	for _, o := range p.ops {
+		d := path.Dir(o.path)
+		for d != "/" && !n.exists(d) {
+			d = path.Dir(d)
+		}
+		rel, err := n.resolve(d)
+		if err != nil {
+			return err
+		}
+		if syscall.Access(filepath.Join(n.dir, rel), 2 /* W_OK */) != nil {
+			return fmt.Errorf("%s: %w", d, errRunAsRoot)
+		}
 	}
-	if cfg.Kind != providerconfig.Kind {
-		return cfg, fmt.Errorf("kind is %q, not %s", cfg.Kind, providerconfig.Kind)
-	}
-	return cfg, nil
+	return nil
 }

@@ -1,8 +1,9 @@
 package nodesetup
 
 import (
+	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+
 	"fmt"
-	"path"
 	"reflect"
 	"regexp"
 	"sort"
@@ -12,13 +13,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// RancherBinDir and RancherConfig are the paths k3s and rke2 hand the
-// kubelet on their own when both exist (k3s pkg/cli/cmds/agent.go: --image-credential-provider-
-// bin-dir and -config defaults; pkg/daemons/agent: ImageCredProvAvailable;
-// rke2 copies both flags from k3s unchanged).
+// RancherBinDir and RancherConfig are the paths k3s and rke2 use on their
+// own (see kubeletwiring).
 const (
-	RancherBinDir = "/var/lib/rancher/credentialprovider/bin"
-	RancherConfig = "/var/lib/rancher/credentialprovider/config.yaml"
+	RancherBinDir = kubeletwiring.RancherBinDir
+	RancherConfig = kubeletwiring.RancherConfig
 )
 
 // rancher describes k3s or rke2.
@@ -40,116 +39,91 @@ func rancherFor(d Distro) rancher {
 // paths go into config.yaml as the two top-level settings k3s and rke2
 // have for them (the same as their command-line flags), edited in place.
 // Settings that override config.yaml (the unit's command line, config.yaml.d
-// drop-ins, kubelet-arg entries) are never edited: if they disagree with
-// ours, install says where and stops.
-func planRancher(n *nodeFS, d Distro, binDir, config string) (wiring, error) {
+// drop-ins, kubelet-arg entries) are never edited: the wiring model reads
+// the node as it would be after install, and if the kubelet would not get
+// our paths, install says which setting wins instead and stops.
+func planRancher(n *nodeFS, d Distro, binDir, config string, pending []change) (wiring, error) {
 	r := rancherFor(d)
 	w := wiring{Service: strings.TrimSuffix(r.units[0], ".service")}
 	want := map[string]string{flagBinDir: binDir, flagConfig: config}
 	defaults := map[string]string{flagBinDir: RancherBinDir, flagConfig: RancherConfig}
 
-	// The service's command line overrides every config file.
-	found := false
-	for _, name := range r.units {
-		u, err := loadUnit(n, name, "")
-		if err != nil {
-			return w, err
-		}
-		if len(u.Files) == 0 {
-			continue
-		}
-		if !found {
-			w.Service, found = strings.TrimSuffix(name, ".service"), true
-		}
-		exec, words, err := u.execStart()
-		if err != nil {
-			return w, err
-		}
-		for _, o := range findFlags(words, flagBinDir, flagConfig) {
-			if o.Value != want[o.Name] {
-				return w, fmt.Errorf("%s: ExecStart passes --%s=%s, which overrides %s; run install with --%s %s to use that path, or remove the flag from the unit",
-					exec.where(), o.Name, o.Value, r.config, cliFlagFor(o.Name), o.Value)
-			}
-		}
-	}
-
 	st, err := n.read(r.config)
 	if err != nil {
 		return w, err
 	}
-	base, err := parseRancherConfig(r.config, st.Data)
+	base, err := kubeletwiring.ParseRancherConfig(r.config, st.Data)
 	if err != nil {
-		return w, err
+		return w, fmt.Errorf("refusing to edit %w", err)
 	}
-	// Drop-ins in config.yaml.d apply after config.yaml, in name order.
-	dropDir := r.config + ".d"
-	names, err := n.readDir(dropDir)
-	if err != nil {
-		return w, err
-	}
-	sort.Strings(names)
-	sources := []string{r.config}
-	configs := []map[string]any{base}
-	for _, f := range names {
-		if !strings.HasSuffix(f, ".yaml") && !strings.HasSuffix(f, ".yml") {
-			continue
-		}
-		p := path.Join(dropDir, f)
-		dst, err := n.read(p)
-		if err != nil {
-			return w, err
-		}
-		m, err := parseRancherConfig(p, dst.Data)
-		if err != nil {
-			return w, err
-		}
-		sources, configs = append(sources, p), append(configs, m)
-	}
-	for i, m := range configs {
-		for _, key := range []string{"kubelet-arg", "kubelet-arg+"} {
-			for _, o := range kubeletArgFlags(m[key]) {
-				if o.Value != want[o.Name] {
-					return w, fmt.Errorf("%s: %s sets %s=%s, which the kubelet gets last and which would override ours (%s); remove that entry or run install with --%s %s",
-						sources[i], key, o.Name, o.Value, want[o.Name], cliFlagFor(o.Name), o.Value)
-				}
-			}
-		}
-		if i == 0 {
-			continue
-		}
-		for _, key := range []string{flagBinDir, flagConfig} {
-			if v, ok := m[key]; ok && fmt.Sprint(v) != want[key] {
-				return w, fmt.Errorf("%s sets %s: %v, which overrides %s; change it there, or run install with --%s %v",
-					sources[i], key, v, r.config, cliFlagFor(key), v)
-			}
-		}
-	}
-
-	set := map[string]string{}
+	set, replaced := map[string]string{}, map[string]string{}
 	for _, key := range []string{flagBinDir, flagConfig} {
 		v, ok := base[key]
 		switch {
 		case ok && fmt.Sprint(v) == want[key]:
 		case ok:
-			set[key] = want[key]
-			w.Notes = append(w.Notes, fmt.Sprintf("replaced %s: %v in %s (the original is restored by uninstall)", key, v, r.config))
+			set[key], replaced[key] = want[key], fmt.Sprint(v)
+			w.Notes = append(w.Notes, fmt.Sprintf("replaced %s: %v in %s (uninstall puts it back)", key, v, r.config))
 		case want[key] != defaults[key]:
 			set[key] = want[key]
 		}
 	}
+	data := st.Data
 	switch {
 	case len(set) > 0:
-		data, err := setYAMLKeys(r.config, st.Data, base, set)
-		if err != nil {
+		var raw map[string]string
+		if data, raw, err = setYAMLKeysRaw(r.config, st.Data, base, set); err != nil {
 			return w, err
 		}
-		w.Changes = append(w.Changes, change{Path: r.config, Data: data})
+		for k := range replaced {
+			replaced[k] = raw[k]
+		}
+		w.Changes = append(w.Changes, change{Path: r.config, Data: data, Role: roleWiring, Keys: sortedKeys(set), Set: want, Replaced: replaced})
 	case base[flagBinDir] != nil || base[flagConfig] != nil:
 		// Already as wanted (by an earlier install, maybe): say so, so
 		// that it is kept rather than undone as no longer needed.
-		w.Changes = append(w.Changes, change{Path: r.config, Data: st.Data})
+		w.Changes = append(w.Changes, change{Path: r.config, Data: st.Data, Role: roleWiring, Keys: ourKeys(base, want), Set: want})
+	}
+
+	var ops []op
+	for _, c := range append(pending, w.Changes...) {
+		ops = append(ops, op{kind: opWrite, path: c.Path, data: c.Data})
+	}
+	got, err := kubeletwiring.Read(newOverlay(n, ops), kindOf(d))
+	if err != nil {
+		return w, err
+	}
+	w.Service = got.Service
+	for _, v := range []struct {
+		name string
+		got  kubeletwiring.Value
+	}{{flagConfig, got.Config}, {flagBinDir, got.BinDir}} {
+		if v.got.Value != want[v.name] {
+			return w, fmt.Errorf("%s sets %s=%s, which the kubelet would get instead of ours (%s); change it there, or run install with --%s %s",
+				v.got.From, v.name, v.got.Value, want[v.name], cliFlagFor(v.name), v.got.Value)
+		}
 	}
 	return w, nil
+}
+
+// ourKeys are the keys of m that already hold what install wants.
+func ourKeys(m map[string]any, want map[string]string) []string {
+	var out []string
+	for _, k := range []string{flagBinDir, flagConfig} {
+		if v, ok := m[k]; ok && fmt.Sprint(v) == want[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func cliFlagFor(name string) string {
@@ -159,55 +133,8 @@ func cliFlagFor(name string) string {
 	return "config"
 }
 
-// kubeletArgFlags reads our flags out of a kubelet-arg list, whose entries
-// k3s passes to the kubelet as --entry (with or without leading dashes).
-func kubeletArgFlags(v any) []flagOccurrence {
-	var list []any
-	switch t := v.(type) {
-	case []any:
-		list = t
-	case string:
-		list = []any{t}
-	}
-	var words []string
-	for _, e := range list {
-		s, ok := e.(string)
-		if !ok {
-			continue
-		}
-		words = append(words, "--"+strings.TrimLeft(s, "-"))
-	}
-	return findFlags(words, flagBinDir, flagConfig)
-}
-
-// parseRancherConfig reads a k3s/rke2 config file: one YAML mapping.
-func parseRancherConfig(name string, data []byte) (map[string]any, error) {
-	m := map[string]any{}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return m, nil
-	}
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("refusing to edit %s: it is not valid YAML (%v); fix it first (k3s/rke2 cannot read it either)", name, yamlErr(err))
-	}
-	switch t := v.(type) {
-	case nil:
-		return m, nil
-	case map[string]any:
-		return t, nil
-	}
-	return nil, fmt.Errorf("refusing to edit %s: it holds a YAML %T, not a mapping of settings", name, v)
-}
-
-// yamlErr trims sigs.k8s.io/yaml's "error converting YAML to JSON:" prefix,
-// leaving "yaml: line N: ...".
-func yamlErr(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "yaml: "); i >= 0 {
-		return s[i:]
-	}
-	return s
-}
+// addedComment goes before the keys install appends to a k3s/rke2 config.
+const addedComment = "# Added by 'ecr-credential-provider install' (the kubelet's image credential provider).\n"
 
 var docMarkerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`) })
 
@@ -217,9 +144,18 @@ var docMarkerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 // the key at the end; then it parses the result and checks it is exactly
 // the old mapping with those keys set, and refuses if not.
 func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]string) ([]byte, error) {
+	out, _, err := setYAMLKeysRaw(name, data, old, set)
+	return out, err
+}
+
+// setYAMLKeysRaw is setYAMLKeys that also returns, for each key it
+// replaced, the entry's text as it was, so that uninstall can put exactly
+// that back.
+func setYAMLKeysRaw(name string, data []byte, old map[string]any, set map[string]string) ([]byte, map[string]string, error) {
+	raw := map[string]string{}
 	text := string(data)
 	if ms := docMarkerRe().FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
-		return nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
+		return nil, nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
 	}
 	lines := strings.SplitAfter(text, "\n")
 	if len(lines) > 0 && lines[len(lines)-1] == "" {
@@ -246,7 +182,7 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 			continue
 		case 1:
 		default:
-			return nil, fmt.Errorf("refusing to edit %s: %s is set %d times (lines %d and %d)", name, k, len(at), at[0]+1, at[1]+1)
+			return nil, nil, fmt.Errorf("refusing to edit %s: %s is set %d times (lines %d and %d)", name, k, len(at), at[0]+1, at[1]+1)
 		}
 		// The entry runs until the next line that starts in column 0.
 		end := at[0] + 1
@@ -255,9 +191,12 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 		}
 		repl := []string{entry}
 		// Blank lines between this entry and the next belong to the layout.
+		last := end
 		for j := end - 1; j > at[0] && strings.TrimSpace(lines[j]) == ""; j-- {
 			repl = append(repl, lines[j])
+			last = j
 		}
+		raw[k] = strings.Join(lines[at[0]:last], "")
 		lines = append(lines[:at[0]], append(repl, lines[end:]...)...)
 	}
 	out := strings.Join(lines, "")
@@ -265,13 +204,13 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 		if out != "" && !strings.HasSuffix(out, "\n") {
 			out += "\n"
 		}
-		out += "# Added by 'ecr-credential-provider install' (the kubelet's image credential provider).\n"
+		out += addedComment
 		out += strings.Join(appendLines, "")
 	}
 
-	got, err := parseRancherConfig(name, []byte(out))
+	got, err := kubeletwiring.ParseRancherConfig(name, []byte(out))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	want := map[string]any{}
 	for k, v := range old {
@@ -285,9 +224,9 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 		for _, k := range keys {
 			fmt.Fprintf(&by, "\n  %s: %s", k, yamlScalar(set[k]))
 		}
-		return nil, fmt.Errorf("refusing to edit %s: its layout (flow style or unusual indentation?) does not allow a safe text edit; set by hand:%s", name, by.String())
+		return nil, nil, fmt.Errorf("refusing to edit %s: its layout (flow style or unusual indentation?) does not allow a safe text edit; set by hand:%s", name, by.String())
 	}
-	return []byte(out), nil
+	return []byte(out), raw, nil
 }
 
 // yamlScalar writes a path as a YAML scalar; checkPathFlag already keeps

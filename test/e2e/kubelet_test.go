@@ -98,15 +98,7 @@ func startEmulator(t *testing.T) *awsemu.Server {
 func TestKubelet(t *testing.T) {
 	requireNode(t)
 	a := sharedArtifacts(t)
-	regDir := shortTempDir(t, "e2e-registry-")
-	reg := startRegistry(t, regDir, registryPassword)
-	img, err := newImage(a.sleeper, []string{demoGreeting})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.push(reg.addr, demoRepo, demoTag, "AWS", registryPassword); err != nil {
-		t.Fatalf("pushing the demo image: %v\n%s", err, reg.proc.logTail(20))
-	}
+	reg := demoRegistry(t, a)
 	binDir := filepath.Join(a.dir, "plugins")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -127,6 +119,20 @@ func TestKubelet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// demoRegistry starts the private registry and pushes the demo image to it.
+func demoRegistry(t *testing.T, a artifacts) *registry {
+	t.Helper()
+	reg := startRegistry(t, shortTempDir(t, "e2e-registry-"), registryPassword)
+	img, err := newImage(a.sleeper, []string{demoGreeting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.push(reg.addr, demoRepo, demoTag, "AWS", registryPassword); err != nil {
+		t.Fatalf("pushing the demo image: %v\n%s", err, reg.proc.logTail(20))
+	}
+	return reg
 }
 
 type scenario struct {

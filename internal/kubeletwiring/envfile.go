@@ -1,4 +1,4 @@
-package nodesetup
+package kubeletwiring
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"sync"
 )
 
-// envAssign is one KEY=VALUE assignment of a systemd EnvironmentFile, with
+// EnvAssign is one KEY=VALUE assignment of a systemd EnvironmentFile, with
 // the byte span it takes in the file so an edit can leave every other byte
 // alone.
-type envAssign struct {
+type EnvAssign struct {
 	Key   string
 	Value string // as systemd decodes it
 	Line  int    // 1-based line of the key
@@ -22,7 +22,7 @@ type envAssign struct {
 // whose every call would otherwise pay for compiling them at start-up.
 var envKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
-// parseEnvFile reads a file in the syntax systemd's EnvironmentFile= takes
+// ParseEnvFile reads a file in the syntax systemd's EnvironmentFile= takes
 // (the state machine of systemd's parse_env_file_internal): KEY=VALUE lines,
 // '#' and ';' comments, single quotes taken literally, double quotes with
 // backslash escapes of \ " ` $, unquoted values with backslash escapes and
@@ -30,7 +30,7 @@ var envKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 // value. systemd skips what it cannot read with a warning; we refuse it
 // instead, since editing a file we misread could change what the kubelet
 // gets.
-func parseEnvFile(name string, data []byte) ([]envAssign, error) {
+func ParseEnvFile(name string, data []byte) ([]EnvAssign, error) {
 	const (
 		preKey = iota
 		key
@@ -44,7 +44,7 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 		commentEscape
 	)
 	var (
-		out       []envAssign
+		out       []EnvAssign
 		state     = preKey
 		line      = 1
 		k, v      strings.Builder
@@ -63,7 +63,7 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 		if !envKeyRe().MatchString(ks) {
 			return fmt.Errorf("%s:%d: %q is not a valid environment variable name", name, keyLine, ks)
 		}
-		out = append(out, envAssign{Key: ks, Value: vs, Line: keyLine, Start: start, End: end})
+		out = append(out, EnvAssign{Key: ks, Value: vs, Line: keyLine, Start: start, End: end})
 		k.Reset()
 		v.Reset()
 		trimTo = -1
@@ -71,6 +71,13 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 	}
 	for i := 0; i < len(data); i++ {
 		c := data[i]
+		// A CRLF line end is one newline: systemd reads '\r' as a newline of
+		// its own, which would end the line twice and misplace where the
+		// assignment ends (an edit would then leave a blank line behind).
+		if c == '\r' && i+1 < len(data) && data[i+1] == '\n' && (state == preKey || state == key || state == preValue || state == value || state == comment) {
+			i++
+			c = '\n'
+		}
 		nl := c == '\n' || c == '\r'
 		blank := c == ' ' || c == '\t' || nl
 		switch state {
@@ -168,9 +175,9 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 		}
 		if c == '\n' {
 			line++
-			if state == preKey {
-				lineStart = i + 1
-			}
+		}
+		if (c == '\n' || c == '\r') && state == preKey {
+			lineStart = i + 1 // a lone '\r' ends a line for systemd too
 		}
 	}
 	switch state {
@@ -186,44 +193,12 @@ func parseEnvFile(name string, data []byte) ([]envAssign, error) {
 	return out, nil
 }
 
-// lookupEnv returns the last assignment of key, which is the one that counts.
-func lookupEnv(as []envAssign, key string) (envAssign, bool) {
+// LookupEnv returns the last assignment of key, which is the one that counts.
+func LookupEnv(as []EnvAssign, key string) (EnvAssign, bool) {
 	for i := len(as) - 1; i >= 0; i-- {
 		if as[i].Key == key {
 			return as[i], true
 		}
 	}
-	return envAssign{}, false
-}
-
-// quoteEnvValue writes v as a double-quoted EnvironmentFile value that
-// parseEnvFile (and systemd) read back as v.
-func quoteEnvValue(v string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		if strings.IndexByte("\"\\`$", v[i]) >= 0 {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(v[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// setEnvVar returns data with key's effective (last) assignment replaced by
-// key="value", or with the assignment appended when the file has none. Every
-// other byte of the file stays as it was.
-func setEnvVar(data []byte, as []envAssign, key, value string) []byte {
-	line := key + "=" + quoteEnvValue(value) + "\n"
-	if a, ok := lookupEnv(as, key); ok {
-		out := append([]byte{}, data[:a.Start]...)
-		out = append(out, line...)
-		return append(out, data[a.End:]...)
-	}
-	out := append([]byte{}, data...)
-	if len(out) > 0 && out[len(out)-1] != '\n' {
-		out = append(out, '\n')
-	}
-	return append(out, line...)
+	return EnvAssign{}, false
 }

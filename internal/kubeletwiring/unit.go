@@ -1,4 +1,4 @@
-package nodesetup
+package kubeletwiring
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// unitDirs are systemd's system unit directories, highest priority first.
+// UnitDirs are systemd's system unit directories, highest priority first.
 // /lib/systemd/system is where Debian without merged /usr keeps them.
-var unitDirs = []string{
+var UnitDirs = []string{
 	"/etc/systemd/system",
 	"/run/systemd/system",
 	"/usr/local/lib/systemd/system",
@@ -17,18 +17,18 @@ var unitDirs = []string{
 	"/lib/systemd/system",
 }
 
-// setting is one Key=value line of a unit file, continuation lines joined.
-type setting struct {
+// Setting is one Key=value line of a unit file, continuation lines joined.
+type Setting struct {
 	Section, Key, Value string
 	File                string
 	Line                int
 }
 
-func (s setting) where() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
+func (s Setting) Where() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
 
-// parseUnit reads the settings of a systemd unit file or drop-in.
-func parseUnit(name string, data []byte) ([]setting, error) {
-	var out []setting
+// ParseUnit reads the settings of a systemd unit file or drop-in.
+func ParseUnit(name string, data []byte) ([]Setting, error) {
+	var out []Setting
 	section := ""
 	lines := strings.Split(string(data), "\n")
 	for i := 0; i < len(lines); i++ {
@@ -56,18 +56,18 @@ func parseUnit(name string, data []byte) ([]setting, error) {
 		}
 		k, v, ok := strings.Cut(l, "=")
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: %q is not a Key=value setting", name, lineNo, l)
+			return nil, fmt.Errorf("%s:%d: %q is not a Key=value Setting", name, lineNo, l)
 		}
-		out = append(out, setting{Section: section, Key: strings.TrimSpace(k), Value: strings.TrimSpace(v), File: name, Line: lineNo})
+		out = append(out, Setting{Section: section, Key: strings.TrimSpace(k), Value: strings.TrimSpace(v), File: name, Line: lineNo})
 	}
 	return out, nil
 }
 
-// splitWords splits a unit setting's value into words the way systemd
+// SplitWords splits a unit setting's value into words the way systemd
 // does for ExecStart= and Environment=: blanks separate words, single and
 // double quotes group, a backslash escapes the next character, and "%%" is
 // a literal '%'.
-func splitWords(s string) ([]string, error) {
+func SplitWords(s string) ([]string, error) {
 	var words []string
 	var w strings.Builder
 	inWord := false
@@ -123,33 +123,33 @@ func cEscape(c byte) byte {
 	return c
 }
 
-// unit is a systemd service as systemd loads it: the main file followed by
+// Unit is a systemd service as systemd loads it: the main file followed by
 // its drop-ins in the order systemd applies them.
-type unit struct {
+type Unit struct {
 	Name     string
 	Files    []string
-	Settings []setting
+	Settings []Setting
 }
 
-// loadUnit finds a unit and its drop-ins below the root. skip names a
+// LoadUnit finds a unit and its drop-ins below the root. skip names a
 // drop-in to leave out: install's own, so that what it computes does not
 // depend on what an earlier install wrote. A unit that is not there comes
 // back with no Files and no error.
-func loadUnit(n *nodeFS, name, skip string) (*unit, error) {
-	u := &unit{Name: name}
-	for _, d := range unitDirs {
+func LoadUnit(fsys FS, name, skip string) (*Unit, error) {
+	u := &Unit{Name: name}
+	for _, d := range UnitDirs {
 		p := path.Join(d, name)
-		if n.readlink(p) == "/dev/null" {
+		if fsys.Readlink(p) == "/dev/null" {
 			return nil, fmt.Errorf("%s is masked (%s links to /dev/null): unmask it first", name, p)
 		}
-		if !n.exists(p) {
+		if !fsys.Exists(p) {
 			continue
 		}
-		st, err := n.read(p)
+		data, _, err := fsys.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}
-		if len(st.Data) == 0 {
+		if len(data) == 0 {
 			return nil, fmt.Errorf("%s is empty (masked?): the %s service cannot run", p, name)
 		}
 		u.Files = append(u.Files, p)
@@ -161,9 +161,9 @@ func loadUnit(n *nodeFS, name, skip string) (*unit, error) {
 	// A drop-in in a higher-priority directory hides one of the same name
 	// in a lower one; the survivors apply in file name order.
 	dropIns := map[string]string{}
-	for i := len(unitDirs) - 1; i >= 0; i-- {
-		dir := path.Join(unitDirs[i], name+".d")
-		names, err := n.readDir(dir)
+	for i := len(UnitDirs) - 1; i >= 0; i-- {
+		dir := path.Join(UnitDirs[i], name+".d")
+		names, err := fsys.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -184,11 +184,11 @@ func loadUnit(n *nodeFS, name, skip string) (*unit, error) {
 		u.Files = append(u.Files, dropIns[f])
 	}
 	for _, p := range u.Files {
-		st, err := n.read(p)
+		data, _, err := fsys.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}
-		ss, err := parseUnit(p, st.Data)
+		ss, err := ParseUnit(p, data)
 		if err != nil {
 			return nil, err
 		}
@@ -199,8 +199,8 @@ func loadUnit(n *nodeFS, name, skip string) (*unit, error) {
 
 // service returns the [Service] settings named key, in load order; an
 // empty assignment resets the list, as it does in systemd.
-func (u *unit) service(key string) []setting {
-	var out []setting
+func (u *Unit) Service(key string) []Setting {
+	var out []Setting
 	for _, s := range u.Settings {
 		if s.Section != "Service" || s.Key != key {
 			continue
@@ -214,16 +214,16 @@ func (u *unit) service(key string) []setting {
 	return out
 }
 
-// execStart is the command line the service runs: the last ExecStart=.
-func (u *unit) execStart() (setting, []string, error) {
-	ss := u.service("ExecStart")
+// ExecStart is the command line the service runs: the last ExecStart=.
+func (u *Unit) ExecStart() (Setting, []string, error) {
+	ss := u.Service("ExecStart")
 	if len(ss) == 0 {
-		return setting{}, nil, fmt.Errorf("%s has no ExecStart= in %s", u.Name, strings.Join(u.Files, ", "))
+		return Setting{}, nil, fmt.Errorf("%s has no ExecStart= in %s", u.Name, strings.Join(u.Files, ", "))
 	}
 	s := ss[len(ss)-1]
-	words, err := splitWords(s.Value)
+	words, err := SplitWords(s.Value)
 	if err != nil {
-		return s, nil, fmt.Errorf("%s: ExecStart: %v", s.where(), err)
+		return s, nil, fmt.Errorf("%s: ExecStart: %v", s.Where(), err)
 	}
 	if len(words) > 0 {
 		words[0] = strings.TrimLeft(words[0], "@-:+!|")
@@ -231,8 +231,8 @@ func (u *unit) execStart() (setting, []string, error) {
 	return s, words, nil
 }
 
-// envValue is one variable's value and where it was set.
-type envValue struct {
+// EnvValue is one variable's value and where it was set.
+type EnvValue struct {
 	Value string
 	From  string // file:line
 	File  string // the EnvironmentFile, when it came from one
@@ -241,24 +241,24 @@ type envValue struct {
 // environment computes the variables the service's command line sees:
 // Environment= in order, then EnvironmentFile= files in order, which
 // override Environment= whatever their position (systemd.exec(5)).
-func (u *unit) environment(n *nodeFS) (map[string]envValue, []envFileRef, error) {
-	env := map[string]envValue{}
-	for _, s := range u.service("Environment") {
-		words, err := splitWords(s.Value)
+func (u *Unit) Environment(fsys FS) (map[string]EnvValue, []EnvFileRef, error) {
+	env := map[string]EnvValue{}
+	for _, s := range u.Service("Environment") {
+		words, err := SplitWords(s.Value)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: Environment: %v", s.where(), err)
+			return nil, nil, fmt.Errorf("%s: Environment: %v", s.Where(), err)
 		}
 		for _, w := range words {
 			k, v, ok := strings.Cut(w, "=")
 			if !ok || !envKeyRe().MatchString(k) {
 				continue
 			}
-			env[k] = envValue{Value: v, From: s.where()}
+			env[k] = EnvValue{Value: v, From: s.Where()}
 		}
 	}
-	var files []envFileRef
-	for _, s := range u.service("EnvironmentFile") {
-		ref := envFileRef{Path: s.Value, From: s.where()}
+	var files []EnvFileRef
+	for _, s := range u.Service("EnvironmentFile") {
+		ref := EnvFileRef{Path: s.Value, From: s.Where()}
 		if strings.HasPrefix(ref.Path, "-") {
 			ref.Path, ref.Optional = ref.Path[1:], true
 		}
@@ -266,34 +266,34 @@ func (u *unit) environment(n *nodeFS) (map[string]envValue, []envFileRef, error)
 		if !path.IsAbs(ref.Path) || strings.ContainsAny(ref.Path, "*?[%") {
 			continue
 		}
-		st, err := n.read(ref.Path)
+		data, ok, err := fsys.ReadFile(ref.Path)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !st.Exists {
+		if !ok {
 			continue
 		}
-		as, err := parseEnvFile(ref.Path, st.Data)
+		as, err := ParseEnvFile(ref.Path, data)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, a := range as {
-			env[a.Key] = envValue{Value: a.Value, From: fmt.Sprintf("%s:%d", ref.Path, a.Line), File: ref.Path}
+			env[a.Key] = EnvValue{Value: a.Value, From: fmt.Sprintf("%s:%d", ref.Path, a.Line), File: ref.Path}
 		}
 	}
 	return env, files, nil
 }
 
-// envFileRef is one EnvironmentFile= of the unit.
-type envFileRef struct {
+// EnvFileRef is one EnvironmentFile= of the unit.
+type EnvFileRef struct {
 	Path     string
 	Optional bool
 	From     string
 }
 
-// expandedWord is one argument of the service's command line after systemd
+// ExpandedWord is one argument of the service's command line after systemd
 // substituted the environment, and where it came from.
-type expandedWord struct {
+type ExpandedWord struct {
 	Word string
 	From string
 	Var  string // the variable it came from, if any
@@ -302,13 +302,13 @@ type expandedWord struct {
 // expand substitutes variables in ExecStart's words as systemd does: a word
 // that is exactly $NAME becomes the value split on blanks; ${NAME} anywhere
 // is replaced by the value as it is, inside the one word.
-func expand(words []string, env map[string]envValue, execFrom string) []expandedWord {
-	var out []expandedWord
+func Expand(words []string, env map[string]EnvValue, execFrom string) []ExpandedWord {
+	var out []ExpandedWord
 	for _, w := range words {
 		if name, ok := strings.CutPrefix(w, "$"); ok && envKeyRe().MatchString(name) {
 			v := env[name]
 			for _, f := range strings.Fields(v.Value) {
-				out = append(out, expandedWord{Word: f, From: v.From, Var: name})
+				out = append(out, ExpandedWord{Word: f, From: v.From, Var: name})
 			}
 			continue
 		}
@@ -326,14 +326,14 @@ func expand(words []string, env map[string]envValue, execFrom string) []expanded
 			w = w[:i] + env[name].Value + w[i+j+1:]
 			from, varName = env[name].From, name
 		}
-		out = append(out, expandedWord{Word: w, From: from, Var: varName})
+		out = append(out, ExpandedWord{Word: w, From: from, Var: varName})
 	}
 	return out
 }
 
 // references reports how ExecStart's words use a variable: as $NAME (split
 // into words) or as ${NAME} (one word).
-func references(words []string, name string) (split, whole bool) {
+func References(words []string, name string) (split, whole bool) {
 	for _, w := range words {
 		if w == "$"+name {
 			split = true
