@@ -6,7 +6,7 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X github.com/kubecred/ecr-credential-provider/internal/cli.Version=$(VERSION)
 BIN         := bin/ecr-credential-provider
-E2E_PACKAGES := containerd runc docker-registry apache2-utils
+E2E_PACKAGES := containerd runc docker-registry apache2-utils containernetworking-plugins
 # Kubelet minors the end-to-end test runs against (override: make e2e KUBELET_VERSIONS=v1.35.4).
 KUBELET_VERSIONS ?= v1.37.2,v1.34.4
 FUZZTIME    ?= 10s
@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecrhost -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/providerconfig -run '^$$' -fuzz FuzzURLsMatchStr -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/awsemu -run '^$$' -fuzz FuzzParsePolicy -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/awsemu -run '^$$' -fuzz FuzzWebIdentityToken -fuzztime $(FUZZTIME)
 
 # Fresh process per call against the emulator; figures are recorded in BENCHMARKS.md.
 bench:
