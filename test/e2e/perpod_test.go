@@ -307,6 +307,10 @@ kind: Pod
 metadata: {name: %[1]s, namespace: %[2]s}
 spec:
   nodeName: %[3]s
+  # The loopback-only CNI network makes the node Ready, but containerd 1.6
+  # finds no pod IP in it ("failed to find network info for sandbox"):
+  # pods use the host's network, which they never change.
+  hostNetwork: true
   serviceAccountName: %[4]s
   automountServiceAccountToken: false
   restartPolicy: Always
