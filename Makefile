@@ -6,7 +6,7 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X github.com/kubecred/ecr-credential-provider/internal/cli.Version=$(VERSION)
 BIN         := bin/ecr-credential-provider
-E2E_PACKAGES := containerd runc docker-registry apache2-utils
+E2E_PACKAGES := containerd runc docker-registry apache2-utils containernetworking-plugins
 # The release test runs the arm64 binary under user-mode qemu.
 RELEASE_PACKAGES := qemu-user-static
 # Kubelet minors the end-to-end test runs against (override: make e2e KUBELET_VERSIONS=v1.35.4).

@@ -26,6 +26,21 @@
 //	                      {"refuseRole":"arn:aws:iam::...:role/x"} makes STS refuse that role
 //	POST /_emu/reset      Reset: counters, log, faults and policy
 //	GET  /_emu/password?principal=ARN[&region=R]   the password tokens for that principal carry
+//	POST /_emu/oidc-provider {"url":"https://issuer","clientIds":["sts.amazonaws.com"],"caPem":"..."}
+//	                      registers an IAM OIDC provider (see OIDCProvider); answers {"arn":...}
+//	POST /_emu/role       {"arn":"arn:aws:iam::...:role/x","trustPolicy":"{...}","password":"..."}
+//	                      registers a role with its trust policy (see Role)
+//
+// # Web identity
+//
+// Until an OIDC provider is registered, AssumeRoleWithWebIdentity accepts
+// any token for any role. Once one is, it judges tokens as AWS does: the
+// issuer must be registered, the signature must verify against the keys its
+// discovery document's jwks_uri serves (fetched over HTTPS on each call),
+// exp/nbf must hold and aud must be one of the provider's client IDs
+// (InvalidIdentityToken, ExpiredTokenException, IDPCommunicationError
+// otherwise); then the role must be registered and its trust policy must
+// allow the provider and the token's sub and aud (AccessDenied otherwise).
 //
 // Targets are "imds", "ecr", "ecr-public" and "sts".
 package awsemu
@@ -106,6 +121,8 @@ type Server struct {
 	limits     map[string]*bucket         // token buckets, by target (ratelimit.go)
 	denies     map[string]map[string]bool // action -> principal ARN ("" = everyone)
 	refused    map[string]bool            // role ARNs STS refuses to assume
+	providers  map[string]*oidcProvider   // by host/path
+	roles      map[string]*role           // by role ARN
 	stats      map[string]*OpStats        // "target/operation"
 	total      int
 	inFlight   int
@@ -171,6 +188,8 @@ func newServer(opts Options) *Server {
 		rng:        rand.New(rand.NewSource(opts.Seed)),
 		creds:      map[string]*credential{},
 		imdsTokens: map[string]time.Time{},
+		providers:  map[string]*oidcProvider{},
+		roles:      map[string]*role{},
 	}
 	for id, k := range opts.StaticKeys {
 		s.creds[id] = &credential{AKID: id, Secret: k.Secret, Token: k.Token, ARN: k.ARN, UserID: id}
@@ -239,6 +258,9 @@ func (s *Server) InstanceARN() string {
 func (s *Server) PasswordFor(principalARN string) string {
 	if s.opts.Password != "" {
 		return s.opts.Password
+	}
+	if pw := s.rolePassword(principalARN); pw != "" {
+		return pw
 	}
 	sum := sha256.Sum256([]byte("awsemu-password\x00" + principalARN))
 	return "pw-" + hex.EncodeToString(sum[:12])

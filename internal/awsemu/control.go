@@ -76,6 +76,10 @@ type Record struct {
 	Status                 int       `json:"status"`
 	Error                  string    `json:"error,omitempty"`
 	WebIdentityTokenSHA256 string    `json:"webIdentityTokenSha256,omitempty"`
+	// WebIdentitySubject and WebIdentityAudience are the verified sub and
+	// aud of a web identity token (set once an OIDC provider is registered).
+	WebIdentitySubject  string `json:"webIdentitySubject,omitempty"`
+	WebIdentityAudience string `json:"webIdentityAudience,omitempty"`
 }
 
 // maxLog bounds the request log so long benchmarks don't grow memory.
@@ -181,7 +185,8 @@ func (s *Server) ResetStats() {
 }
 
 // Reset returns to a fresh state: counters, log, faults, denies and refused
-// roles are cleared. Issued credentials stay valid.
+// roles are cleared. Issued credentials, OIDC providers and registered roles
+// stay, as IAM configuration would.
 func (s *Server) Reset() {
 	s.ResetStats()
 	s.mu.Lock()
@@ -208,6 +213,35 @@ var targets = []string{TargetIMDS, TargetECR, TargetECRPublic, TargetSTS}
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, format string, args ...any) {
 		http.Error(w, fmt.Sprintf(format, args...), status)
+	}
+	// Registrations take their own body shapes.
+	decode := func(v any) bool {
+		if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+			fail(http.StatusBadRequest, "awsemu: bad JSON body: %v", err)
+			return false
+		}
+		return true
+	}
+	answer := func(err error, ok any) {
+		if err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+		writeJSON(w, ok)
+	}
+	switch r.Method + " " + r.URL.Path {
+	case "POST /_emu/oidc-provider":
+		var p OIDCProvider
+		if decode(&p) {
+			answer(s.RegisterOIDCProvider(p), map[string]string{"arn": s.OIDCProviderARN(p.URL)})
+		}
+		return
+	case "POST /_emu/role":
+		var role Role
+		if decode(&role) {
+			answer(s.RegisterRole(role), map[string]bool{"ok": true})
+		}
+		return
 	}
 	var req controlRequest
 	if r.Method == http.MethodPost {

@@ -2,10 +2,10 @@ package awsemu
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -74,8 +74,10 @@ func (c *call) serveSTS() {
 }
 
 // assumeRoleWithWebIdentity is unsigned, like the real call: the web identity
-// token is the credential. The token is not validated, only fingerprinted
-// into the log so tests can tell which token was sent.
+// token is the credential. Once an OIDC provider is registered the token and
+// the role's trust policy are judged as IAM does (verifyWebIdentity,
+// policyDocument.allows); before that any token is accepted. Either way the
+// token is only fingerprinted into the log so tests can tell which was sent.
 func (c *call) assumeRoleWithWebIdentity() {
 	r := c.r
 	roleARN, session, token := r.FormValue("RoleArn"), r.FormValue("RoleSessionName"), r.FormValue("WebIdentityToken")
@@ -85,22 +87,39 @@ func (c *call) assumeRoleWithWebIdentity() {
 	if c.injectedError() {
 		return
 	}
-	// arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME
-	parts := strings.SplitN(roleARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") || session == "" || token == "" {
+	if _, _, err := splitRoleARN(roleARN); err != nil || session == "" || token == "" {
 		c.stsError(http.StatusBadRequest, "ValidationError",
 			"RoleArn must be an IAM role ARN and RoleSessionName and WebIdentityToken must be set")
 		return
 	}
-	roleName := parts[5][strings.LastIndex(parts[5], "/")+1:]
-	assumed := fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", parts[1], parts[4], roleName, session)
+	assumed := AssumedRoleARN(roleARN, session)
 	c.rec.Principal = assumed
 	c.s.mu.Lock()
 	refused := c.s.refused[roleARN]
+	strict := len(c.s.providers) > 0
+	rl := c.s.roles[roleARN]
 	c.s.mu.Unlock()
 	if refused || c.denied() {
-		c.fail("denied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+		c.fail("denied", msgNotAuthorized)
 		return
+	}
+	provider, audience := "awsemu", "sts.amazonaws.com"
+	if strict {
+		id, err := c.s.verifyWebIdentity(r.Context(), token)
+		if err != nil {
+			var f *stsFailure
+			errors.As(err, &f)
+			c.stsError(f.status, f.code, f.message)
+			return
+		}
+		c.rec.WebIdentitySubject, c.rec.WebIdentityAudience = id.sub, id.aud
+		// A role that does not exist is refused exactly like one whose
+		// trust policy does not match: AWS does not tell them apart.
+		if rl == nil || !rl.policy.allows(c.s.OIDCProviderARN(id.provider.URL), id) {
+			c.fail("denied", msgNotAuthorized)
+			return
+		}
+		provider, audience = id.provider.hostPath, id.aud
 	}
 	ttl := c.s.opts.CredentialTTL
 	if d, err := strconv.Atoi(r.FormValue("DurationSeconds")); err == nil && d > 0 {
@@ -113,7 +132,7 @@ func (c *call) assumeRoleWithWebIdentity() {
 	out.NS, out.RequestID = stsNS, c.requestID()
 	out.Result.Credentials = stsCredentials{cr.AKID, cr.Secret, cr.Token, cr.Expires.Format(time.RFC3339)}
 	out.Result.AssumedRoleUser.Arn, out.Result.AssumedRoleUser.AssumedRoleId = assumed, userID
-	out.Result.Provider, out.Result.Audience = "awsemu", "sts.amazonaws.com"
+	out.Result.Provider, out.Result.Audience = provider, audience
 	c.stsReply(out)
 }
 

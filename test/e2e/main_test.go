@@ -42,7 +42,11 @@ func kubeletVersions() []string {
 
 // aptPackages are the Debian packages the node scenarios run; .ci/run
 // installs them.
-const aptPackages = "containerd runc docker-registry apache2-utils"
+const aptPackages = "containerd runc docker-registry apache2-utils containernetworking-plugins"
+
+// loopbackCNIPlugin is where Debian's containernetworking-plugins puts the
+// loopback plugin the control plane scenarios' nodes use.
+const loopbackCNIPlugin = "/usr/lib/cni/loopback"
 
 // nodeTools are the programs the node scenarios exec, with the package
 // each comes from.

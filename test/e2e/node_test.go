@@ -57,9 +57,24 @@ exec containerd --config "$D/containerd.toml"
 // registry at registryAddr, and imports the pause image.
 func startNode(t *testing.T, a artifacts, registryHost, registryAddr string) *node {
 	t.Helper()
+	return startNodeWith(t, a, nodeSpec{registries: map[string]string{registryHost: registryAddr}})
+}
+
+// nodeSpec is what a node is started with.
+type nodeSpec struct {
+	registries map[string]string // registry host -> local registry address serving it
+	// loopbackCNI gives containerd a CNI network of the loopback plugin
+	// alone: a kubelet registered to an API server stays NotReady (and
+	// its node tainted) without one, while host networking stays untouched.
+	loopbackCNI bool
+}
+
+// startNodeWith starts containerd as spec says and imports the pause image.
+func startNodeWith(t *testing.T, a artifacts, spec nodeSpec) *node {
+	t.Helper()
 	n := &node{t: t, dir: shortTempDir(t, "e2e-node-"), cgroups: cgroupDirs(3)}
 	n.sock = filepath.Join(n.dir, "containerd.sock")
-	for _, d := range []string{"ns", "certs.d/" + registryHost, "cni/bin", "cni/conf", "tmp"} {
+	for _, d := range []string{"ns", "cni/bin", "cni/conf", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -68,13 +83,28 @@ func startNode(t *testing.T, a artifacts, registryHost, registryAddr string) *no
 	// listens on, so a misconfiguration fails here instead of leaving the
 	// machine.
 	n.write("ns/resolv.conf", "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
-	// containerd 1.6 rejects a hosts.toml with only "server" and then
-	// falls back to the real registry host: the [host] table is required.
-	n.write(filepath.Join("certs.d", registryHost, "hosts.toml"), fmt.Sprintf(`server = "http://%[1]s"
+	for host, addr := range spec.registries {
+		if err := os.MkdirAll(filepath.Join(n.dir, "certs.d", host), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// containerd 1.6 rejects a hosts.toml with only "server" and then
+		// falls back to the real registry host: the [host] table is required.
+		n.write(filepath.Join("certs.d", host, "hosts.toml"), fmt.Sprintf(`server = "http://%[1]s"
 
 [host."http://%[1]s"]
   capabilities = ["pull", "resolve"]
-`, registryAddr))
+`, addr))
+	}
+	if spec.loopbackCNI {
+		b, err := os.ReadFile(loopbackCNIPlugin)
+		if err != nil {
+			t.Fatalf("the loopback CNI plugin (package containernetworking-plugins): %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(n.dir, "cni/bin/loopback"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		n.write("cni/conf/10-lo.conflist", `{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}`+"\n")
+	}
 	n.write("containerd.toml", fmt.Sprintf(`version = 2
 root = "%[1]s/root"
 state = "%[1]s/state"
@@ -208,6 +238,10 @@ type kubeletOptions struct {
 	providerConfig string // CredentialProviderConfig YAML, or:
 	providerPath   string // a config file or directory the caller wrote
 	pods           map[string]string
+	// kubeconfig registers the kubelet to an API server as nodeName
+	// (default e2e-node); clientCA is the CA it checks the API server's
+	// client certificate with.
+	kubeconfig, nodeName, clientCA string
 }
 
 // startKubelet starts a standalone kubelet in the node's namespaces with
@@ -226,6 +260,13 @@ func (n *node) startKubelet(o kubeletOptions) string {
 	}
 	for name, pod := range o.pods {
 		n.write(filepath.Join(o.name+"-manifests", name+".yaml"), pod)
+	}
+	if o.nodeName == "" {
+		o.nodeName = "e2e-node"
+	}
+	authn := "authentication: {anonymous: {enabled: false}, webhook: {enabled: false}}"
+	if o.clientCA != "" {
+		authn = fmt.Sprintf("authentication: {anonymous: {enabled: false}, webhook: {enabled: false}, x509: {clientCAFile: %q}}\nnodeStatusReportFrequency: 10s", o.clientCA)
 	}
 	healthz := freePort(t)
 	n.write(o.name+"-config.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -248,23 +289,26 @@ port: %[2]d
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: %[3]d
-authentication: {anonymous: {enabled: false}, webhook: {enabled: false}}
+%[5]s
 authorization: {mode: AlwaysAllow}
 evictionHard: {memory.available: "1Mi"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, n.dir, freePort(t), healthz, path("manifests")))
+`, n.dir, freePort(t), healthz, path("manifests"), authn))
 	args := []string{
 		"nsenter", "--target", strconv.Itoa(n.nsInit), "--mount", "--pid", "--",
 		o.bin,
 		"--config", path("config.yaml"),
 		"--root-dir", path("root"),
 		"--cert-dir", path("pki"),
-		"--hostname-override", "e2e-node",
+		"--hostname-override", o.nodeName,
 		// An explicit node IP spares the kubelet a DNS lookup of the
 		// machine's hostname.
 		"--node-ip", "127.0.0.1",
 		"--v", "2",
+	}
+	if o.kubeconfig != "" {
+		args = append(args, "--kubeconfig", o.kubeconfig)
 	}
 	if o.pluginBinDir != "" {
 		cfg := o.providerPath

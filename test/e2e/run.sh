@@ -3,7 +3,7 @@
 # k8s.io/kubernetes and cached outside the checkout), the kubelet's own
 # credential provider code, and the matchImages differential test.
 #
-# Needs root and: apt-get install -y containerd runc docker-registry apache2-utils
+# Needs root and: apt-get install -y containerd runc docker-registry apache2-utils containernetworking-plugins
 # (the tests fail, naming that command, if a program is missing; run as non-root,
 # the node scenarios skip and the run fails, listing them).
 #
