@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
+	"github.com/kubecred/ecr-credential-provider/internal/noderbac"
 )
 
 // The per-pod scenarios' cast: two roles whose images live in registries
@@ -47,36 +49,43 @@ var ppServiceAccounts = map[string]string{
 	"sa-plain": "",
 }
 
-// perPodProviderConfig is providerConfig with the tokenAttributes
-// `config print --per-pod-roles` writes: the kubelet requests a token for
-// the STS audience and passes the role annotation when there is one, and
-// pods without it keep the node's credentials.
-func perPodProviderConfig(env []string) string {
-	return providerConfig("v1", "v1", env) + fmt.Sprintf(`  tokenAttributes:
-    serviceAccountTokenAudience: %s
-    cacheType: ServiceAccount
-    requireServiceAccount: false
-    optionalServiceAccountAnnotationKeys:
-    - %s
-`, ppAudience, ppRoleKey)
+// perPodProviderConfig is what `config print --per-pod-roles` writes, with
+// the plugin's env: the kubelet requests a token for the STS audience and
+// passes the role annotation when there is one, and pods without it keep
+// the node's credentials.
+func perPodProviderConfig(t *testing.T, plugin, kubeletVersion string, env []string) string {
+	t.Helper()
+	args := []string{"config", "print", "--per-pod-roles", "--kubelet-version", kubeletVersion}
+	for _, kv := range env {
+		args = append(args, "--env", kv)
+	}
+	out, err := exec.Command(plugin, args...).Output()
+	if err != nil {
+		t.Fatalf("config print --per-pod-roles: %v", err)
+	}
+	for _, want := range []string{"serviceAccountTokenAudience: " + ppAudience, "- " + ppRoleKey} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("config print --per-pod-roles lacks %q:\n%s", want, out)
+		}
+	}
+	return string(out)
 }
 
-// audienceRBAC lets nodes request service account tokens for the STS
-// audience (enforced by NodeRestriction since ServiceAccountNodeAudienceRestriction).
-var audienceRBAC = []struct{ collection, name, manifest string }{
-	{"/apis/rbac.authorization.k8s.io/v1/clusterroles", "ecr-credential-provider-audience", `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: ecr-credential-provider-audience}
-rules:
-- {apiGroups: [""], resources: ["` + ppAudience + `"], verbs: ["request-serviceaccounts-token-audience"]}
-`},
-	{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "ecr-credential-provider-audience", `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: ecr-credential-provider-audience}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ecr-credential-provider-audience}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:nodes}
-`},
+// audienceRBAC is what `ecr-credential-provider rbac` prints: it lets nodes
+// request service account tokens for the STS audience (enforced by
+// NodeRestriction since ServiceAccountNodeAudienceRestriction).
+func audienceRBAC(t *testing.T) []struct{ collection, name, manifest string } {
+	t.Helper()
+	role, binding, err := noderbac.Objects(ppAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := json.Marshal(role)
+	b, _ := json.Marshal(binding)
+	return []struct{ collection, name, manifest string }{
+		{"/apis/rbac.authorization.k8s.io/v1/clusterroles", role.Metadata.Name, string(r)},
+		{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding.Metadata.Name, string(b)},
+	}
 }
 
 // perPodCluster is what the scenarios of every kubelet version share.
@@ -256,13 +265,13 @@ func (c *perPodCluster) setUpKubernetes(t *testing.T) {
 // revokeAudience and grantAudience remove and add the nodes' permission to
 // request tokens for the STS audience.
 func (c *perPodCluster) revokeAudience(t *testing.T) {
-	for _, o := range audienceRBAC {
+	for _, o := range audienceRBAC(t) {
 		c.cp.mustDelete(t, o.collection+"/"+o.name)
 	}
 }
 
 func (c *perPodCluster) grantAudience(t *testing.T) {
-	for _, o := range audienceRBAC {
+	for _, o := range audienceRBAC(t) {
 		code, body := c.cp.do("POST", o.collection, o.manifest, nil)
 		if code != http.StatusCreated && code != http.StatusConflict {
 			t.Fatalf("creating %s: %d %s", o.name, code, body)
@@ -287,7 +296,7 @@ func (c *perPodCluster) startNode(t *testing.T, version, kubelet string) *ppNode
 	s.n.startKubelet(kubeletOptions{
 		bin:            kubelet,
 		pluginBinDir:   c.binDir,
-		providerConfig: perPodProviderConfig(pluginEnv(t, c.emu, s.n.dir)),
+		providerConfig: perPodProviderConfig(t, c.a.plugin, version, pluginEnv(t, c.emu, s.n.dir)),
 		kubeconfig:     c.cp.nodeKubeconfig(t, s.name),
 		nodeName:       s.name,
 		clientCA:       c.cp.pki.CAFile,
@@ -461,13 +470,16 @@ func (s *ppNode) noAudienceRBAC(t *testing.T) {
 		t.Errorf("the kubelet log does not say the node may not request tokens for %s", ppAudience)
 	}
 
-	// LEAD (issue 10, scenario 5): after merging `doctor --service-account`,
-	// assert here, still without the audience RBAC, that
-	// `ecr-credential-provider doctor <imageA> --service-account e2e/sa-rbac`
-	// run with this node's kubeconfig (s.c.cp.nodeKubeconfig(t, s.name)) names
-	// the missing ClusterRole.
+	// The doctor, asking the API server as this node, names what is missing.
+	out := s.doctorServiceAccount(t, "sa-rbac")
+	if !strings.Contains(out, noderbac.ClusterRoleName) || !strings.Contains(out, noderbac.Apply) {
+		t.Errorf("doctor --service-account without the audience RBAC does not name %s and %q:\n%s", noderbac.ClusterRoleName, noderbac.Apply, out)
+	}
 
 	s.c.grantAudience(t)
+	if out := s.doctorServiceAccount(t, "sa-rbac"); strings.Contains(out, noderbac.Apply) {
+		t.Errorf("doctor --service-account still asks for the audience RBAC after it was granted:\n%s", out)
+	}
 	s.c.emu.ResetStats()
 	again := s.createPod(t, "rbac-granted", "sa-rbac", imageA)
 	s.waitGreeting(t, again, greetingA)
@@ -476,4 +488,21 @@ func (s *ppNode) noAudienceRBAC(t *testing.T) {
 	}) {
 		t.Errorf("with the audience RBAC, STS saw no accepted token of sa-rbac")
 	}
+}
+
+// doctorServiceAccount runs the plugin binary's doctor for imageA and the
+// service account sa as this node would: with the node's kubeconfig, the
+// provider config the kubelet reads and the plugin's environment.
+func (s *ppNode) doctorServiceAccount(t *testing.T, sa string) string {
+	t.Helper()
+	cfg := filepath.Join(s.n.dir, "doctor-provider-config.yaml")
+	env := pluginEnv(t, s.c.emu, s.n.dir)
+	if err := os.WriteFile(cfg, []byte(perPodProviderConfig(t, s.c.a.plugin, "v1."+s.suffix, env)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(s.c.a.plugin, "doctor", imageA, "--service-account", ppNamespace+"/"+sa,
+		"--kubeconfig", s.c.cp.nodeKubeconfig(t, s.name), "--config", cfg, "--bin-dir", s.c.binDir, "--timeout", "60s")
+	cmd.Env = append(baseEnv(), env...)
+	out, _ := cmd.CombinedOutput() // its exit status is 1 when any check fails; the text says which
+	return string(out)
 }
