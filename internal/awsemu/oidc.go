@@ -332,8 +332,12 @@ func (k jwk) ecKey() (*ecdsa.PublicKey, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, fmt.Errorf("bad EC key %q", k.Kid)
 	}
-	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-	if !pub.Curve.IsOnCurve(pub.X, pub.Y) { //nolint:staticcheck // the point check is what we want here
+	if len(x) != 32 || len(y) != 32 {
+		return nil, fmt.Errorf("bad EC key %q: P-256 coordinates are 32 bytes", k.Kid)
+	}
+	// The uncompressed point form; parsing it checks the point is on the curve.
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
 		return nil, fmt.Errorf("EC key %q is not on P-256", k.Kid)
 	}
 	return pub, nil

@@ -68,11 +68,10 @@ func planRancher(n *nodeFS, d Distro, binDir, config string, pending []change) (
 			set[key] = want[key]
 		}
 	}
-	data := st.Data
 	switch {
 	case len(set) > 0:
-		var raw map[string]string
-		if data, raw, err = setYAMLKeysRaw(r.config, st.Data, base, set); err != nil {
+		data, raw, err := setYAMLKeysRaw(r.config, st.Data, base, set)
+		if err != nil {
 			return w, err
 		}
 		for k := range replaced {
