@@ -89,11 +89,11 @@ type Duration struct{ time.Duration }
 // MarshalJSON prints the duration as metav1.Duration does.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
-// UnmarshalJSON accepts what MarshalJSON prints.
+// UnmarshalJSON accepts only a string, as metav1.Duration does.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return err
+		return fmt.Errorf("a duration must be a string such as \"12h\": %w", err)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {

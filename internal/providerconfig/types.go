@@ -4,11 +4,7 @@
 // that what it accepts and matches is what the kubelet accepts and matches.
 package providerconfig
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
-)
+import "github.com/kubecred/ecr-credential-provider/internal/protocol"
 
 // Group is the API group of the CredentialProviderConfig file format.
 const Group = "kubelet.config.k8s.io"
@@ -59,22 +55,6 @@ type ExecEnvVar struct {
 }
 
 // Duration is a Go duration string in JSON, as metav1.Duration is: the
-// kubelet parses defaultCacheDuration with time.ParseDuration.
-type Duration struct{ time.Duration }
-
-// MarshalJSON writes the duration the way metav1.Duration does ("12h0m0s").
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
-
-// UnmarshalJSON accepts only a string, as metav1.Duration does.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration must be a string such as \"12h\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	d.Duration = v
-	return nil
-}
+// kubelet parses defaultCacheDuration with time.ParseDuration. It is the
+// protocol's type, so the config and the response agree on the form.
+type Duration = protocol.Duration
