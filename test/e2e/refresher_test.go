@@ -16,8 +16,9 @@ import (
 // against a real API server and a kubelet without the credential provider
 // flags: the pull secret it keeps is the only way the node gets the image.
 // It covers the refresher issue's scenarios 1 (selected namespace pulls,
-// unselected gets 401), 3 (a namespace created later is served) and 5
-// (AWS denies the token: the Secret stays, an Event and a metric say why).
+// unselected gets 401), 3 (a namespace created later is served), 5 (AWS
+// denies the token: the Secret stays, an Event and a metric say why) and 4
+// (two replicas: the leader is killed, the other takes over and fetches).
 func TestRefresher(t *testing.T) {
 	requireNode(t)
 	if _, err := os.Stat(loopbackCNIPlugin); err != nil {
@@ -188,6 +189,43 @@ spec:
 		resp.Body.Close()
 		if !strings.Contains(string(body), `ecr_pull_secrets_refresh_failures_total{reason="access_denied"`) {
 			t.Errorf("no refresh failure with reason access_denied in /metrics:\n%s", body)
+		}
+		denied.stop()
+		emu.Allow("ecr:GetAuthorizationToken", "")
+	})
+
+	t.Run("4-leader-killed-other-takes-over", func(t *testing.T) {
+		replicas := map[string]*proc{}
+		for _, id := range []string{"replica-a", "replica-b"} {
+			replicas[id] = startProc(t, "ecr-pull-secrets-"+id, filepath.Join(home, id+".log"), env,
+				bin, "--kubeconfig", kubeconfig, "--registry", ecrHost, "--namespace-selector", "ecr-pull=enabled",
+				"--metrics-addr", "", "--leader-elect-namespace", "kube-system", "--leader-elect-lease-name", "e2e-refresher",
+				"--leader-elect-identity", id, "--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "2s",
+				"--leader-elect-retry-period", "500ms")
+		}
+		holder := func() string {
+			var l struct {
+				Spec struct{ HolderIdentity string } `json:"spec"`
+			}
+			cp.do("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/e2e-refresher", "", &l)
+			return l.Spec.HolderIdentity
+		}
+		var first string
+		if !waitFor(30*time.Second, func() bool { first = holder(); return replicas[first] != nil }) {
+			t.Fatalf("no replica took the Lease (holder %q)", first)
+		}
+		before := emu.Stats().Op("ecr", "GetAuthorizationToken").Status[200]
+		// SIGKILL: the leader cannot release the Lease, so the other must
+		// wait it out and take over.
+		if err := replicas[first].cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		var next string
+		if !waitFor(30*time.Second, func() bool { next = holder(); return next != first && replicas[next] != nil }) {
+			t.Fatalf("the Lease stayed with the killed %s (holder %q)", first, next)
+		}
+		if !waitFor(30*time.Second, func() bool { return emu.Stats().Op("ecr", "GetAuthorizationToken").Status[200] > before }) {
+			t.Errorf("the new leader %s fetched no token", next)
 		}
 	})
 }
