@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 )
 
 // serveECR answers GetAuthorizationToken for ECR and ECR Public (AWS JSON 1.1).
@@ -45,7 +47,7 @@ func (c *call) serveECR() {
 		}
 	}
 	if len(in.RegistryIDs) == 0 {
-		in.RegistryIDs = []string{arnAccount(c.rec.Principal)}
+		in.RegistryIDs = []string{arn.Account(c.rec.Principal)}
 	}
 	suffix := "amazonaws.com"
 	if strings.HasPrefix(c.rec.Region, "cn-") {
@@ -60,13 +62,4 @@ func (c *call) serveECR() {
 		})
 	}
 	c.reply(http.StatusOK, "application/x-amz-json-1.1", mustJSON(map[string]any{"authorizationData": data}))
-}
-
-// arnAccount returns the account field of an ARN.
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 {
-		return ""
-	}
-	return parts[4]
 }

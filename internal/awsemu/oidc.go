@@ -19,6 +19,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 )
 
 // OIDCProvider is an IAM OpenID Connect identity provider: the issuer whose
@@ -122,19 +124,19 @@ func (s *Server) RegisterRole(r Role) error {
 // roleARN and session.
 func AssumedRoleARN(roleARN, session string) string {
 	partition, account, name := "aws", "", roleARN
-	if parts := strings.SplitN(roleARN, ":", 6); len(parts) == 6 {
-		partition, account, name = parts[1], parts[4], parts[5][strings.LastIndex(parts[5], "/")+1:]
+	if a, ok := arn.Parse(roleARN); ok {
+		partition, account, name = a.Partition, a.Account, a.Resource[strings.LastIndex(a.Resource, "/")+1:]
 	}
 	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", partition, account, name, session)
 }
 
 // splitRoleARN checks arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME.
-func splitRoleARN(arn string) (partition, account string, err error) {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
-		return "", "", fmt.Errorf("awsemu: %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", arn)
+func splitRoleARN(roleARN string) (partition, account string, err error) {
+	a, ok := arn.Parse(roleARN)
+	if !ok || a.RoleName() == "" {
+		return "", "", fmt.Errorf("awsemu: %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", roleARN)
 	}
-	return parts[1], parts[4], nil
+	return a.Partition, a.Account, nil
 }
 
 // stsFailure is a refused AssumeRoleWithWebIdentity: the STS error code,

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 )
 
 const stsNS = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -66,7 +68,7 @@ func (c *call) serveSTS() {
 		}
 		var out stsCallerResponse
 		out.NS, out.RequestID = stsNS, c.requestID()
-		out.Result.Arn, out.Result.UserId, out.Result.Account = c.cred.ARN, c.cred.UserID, arnAccount(c.cred.ARN)
+		out.Result.Arn, out.Result.UserId, out.Result.Account = c.cred.ARN, c.cred.UserID, arn.Account(c.cred.ARN)
 		c.stsReply(out)
 	default:
 		c.stsError(http.StatusBadRequest, "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2011-06-15", c.rec.Operation))

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/aws/smithy-go"
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 )
 
 // Managed policies that grant what a node needs to pull.
@@ -73,15 +74,10 @@ func isAccessDenied(code string) bool {
 // as is. A session ARN drops the role's path: a role created with one
 // needs it put back.
 func RoleARN(callerARN string) string {
-	parts := strings.SplitN(callerARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sts" {
-		return callerARN
+	if role, ok := arn.RoleFromSession(callerARN); ok {
+		return role
 	}
-	res := strings.Split(parts[5], "/")
-	if len(res) < 2 || res[0] != "assumed-role" {
-		return callerARN
-	}
-	return "arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + res[1]
+	return callerARN
 }
 
 // CrossAccountPolicy is the repository policy that lets principal pull from
@@ -148,13 +144,4 @@ func maskKeyID(id string) string {
 		return strings.Repeat("*", len(id))
 	}
 	return strings.Repeat("*", len(id)-4) + id[len(id)-4:]
-}
-
-// arnAccount returns the account field of an ARN, or "".
-func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 {
-		return ""
-	}
-	return parts[4]
 }

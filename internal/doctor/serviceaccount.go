@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeapi"
 	"github.com/kubecred/ecr-credential-provider/internal/noderbac"
@@ -334,7 +335,7 @@ func (r *run) webIdentityFailure(err error, s *saRun, prov oidcProvider, cl kube
 	switch {
 	case code == "InvalidIdentityToken" && strings.Contains(msg, "No OpenIDConnect provider"):
 		c = failed(CheckWebIdentity, head,
-			fmt.Sprintf("create the IAM OIDC provider for the cluster's issuer in account %s: aws iam create-open-id-connect-provider --url %s --client-id-list %s", arnAccount(s.roleARN), cl.Issuer, s.audience))
+			fmt.Sprintf("create the IAM OIDC provider for the cluster's issuer in account %s: aws iam create-open-id-connect-provider --url %s --client-id-list %s", arn.Account(s.roleARN), cl.Issuer, s.audience))
 	case code == "InvalidIdentityToken" && strings.Contains(strings.ToLower(msg), "audience"):
 		c = failed(CheckWebIdentity, head+" (the aud condition of the OIDC provider: its client IDs lack "+fmt.Sprintf("%q", s.audience)+")",
 			fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", prov.ARN, s.audience))

@@ -6,6 +6,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 )
 
 // webIdentityAction is what a role's trust policy must allow for per-pod roles.
@@ -22,10 +24,10 @@ type oidcProvider struct {
 func newOIDCProvider(issuer, roleARN string) oidcProvider {
 	key := strings.TrimSuffix(strings.TrimPrefix(issuer, "https://"), "/")
 	partition := "aws"
-	if parts := strings.SplitN(roleARN, ":", 6); len(parts) == 6 {
-		partition = parts[1]
+	if a, ok := arn.Parse(roleARN); ok {
+		partition = a.Partition
 	}
-	return oidcProvider{Key: key, ARN: "arn:" + partition + ":iam::" + arnAccount(roleARN) + ":oidc-provider/" + key}
+	return oidcProvider{Key: key, ARN: "arn:" + partition + ":iam::" + arn.Account(roleARN) + ":oidc-provider/" + key}
 }
 
 // TrustStatement is the trust policy statement that lets tokens of one

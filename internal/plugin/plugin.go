@@ -16,9 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/kubecred/ecr-credential-provider/internal/arn"
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
@@ -119,36 +119,6 @@ func (c *Config) defaults() {
 	}
 }
 
-// isRoleARN reports whether s is an IAM role ARN, the only thing
-// AssumeRoleWithWebIdentity takes: arn:aws[a-z-]*:iam::<12 digits>:role/
-// then 1 to 512 of [A-Za-z0-9_+=,.@/-]. It is written out rather than a
-// regexp so that this package does not import regexp: see package fastpath
-// for why the cache-hit path keeps its imports few.
-func isRoleARN(s string) bool {
-	rest, ok := strings.CutPrefix(s, "arn:aws")
-	if !ok {
-		return false
-	}
-	partition, rest, ok := strings.Cut(rest, ":")
-	if !ok || strings.Trim(partition, "abcdefghijklmnopqrstuvwxyz-") != "" {
-		return false
-	}
-	rest, ok = strings.CutPrefix(rest, "iam::")
-	if !ok || len(rest) < 12 || strings.Trim(rest[:12], "0123456789") != "" {
-		return false
-	}
-	name, ok := strings.CutPrefix(rest[12:], ":role/")
-	if !ok || len(name) < 1 || len(name) > 512 {
-		return false
-	}
-	for _, c := range name {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("_+=,.@/-", c)) {
-			return false
-		}
-	}
-	return true
-}
-
 // IdentityFor picks whose credentials serve the request: a per-pod role when
 // the request carries a service account token and a role is named, else the
 // node's own.
@@ -169,7 +139,7 @@ func IdentityFor(req protocol.Request, annotations []string, getenv func(string)
 	if role == "" {
 		return Identity{}, nil
 	}
-	if !isRoleARN(role) {
+	if !arn.IsRole(role) {
 		return Identity{}, fmt.Errorf("%s is not an IAM role ARN (want arn:aws:iam::<account>:role/<name>)", source)
 	}
 	return Identity{RoleARN: role, WebIdentityToken: req.ServiceAccountToken}, nil
