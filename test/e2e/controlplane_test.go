@@ -173,7 +173,13 @@ func (cp *controlPlane) mustDelete(t *testing.T, path string) {
 // nodeKubeconfig writes a kubeconfig for node name, with the client
 // certificate the Node authorizer and NodeRestriction know it by.
 func (cp *controlPlane) nodeKubeconfig(t *testing.T, name string) string {
-	kp := cp.pki.client("node-"+name, "system:node:"+name, "system:nodes")
+	return cp.kubeconfig(t, name, "system:node:"+name, "system:nodes")
+}
+
+// kubeconfig writes a kubeconfig for a client certificate of user in
+// groups, named name, and returns its path.
+func (cp *controlPlane) kubeconfig(t *testing.T, name, user string, groups ...string) string {
+	kp := cp.pki.client("client-"+name, user, groups...)
 	path := filepath.Join(cp.dir, "kubeconfig-"+name)
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config

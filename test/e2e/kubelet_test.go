@@ -99,13 +99,7 @@ func TestKubelet(t *testing.T) {
 	requireNode(t)
 	a := sharedArtifacts(t)
 	reg := demoRegistry(t, a)
-	binDir := filepath.Join(a.dir, "plugins")
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(a.plugin, filepath.Join(binDir, "ecr-credential-provider")); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
+	binDir := pluginBinDir(t, a)
 
 	for _, version := range kubeletVersions() {
 		t.Run(version, func(t *testing.T) {
@@ -133,6 +127,21 @@ func demoRegistry(t *testing.T, a artifacts) *registry {
 		t.Fatalf("pushing the demo image: %v\n%s", err, reg.proc.logTail(20))
 	}
 	return reg
+}
+
+// pluginBinDir is the kubelet's --image-credential-provider-bin-dir for
+// the scenarios: the plugin built from this checkout, under the name the
+// provider configs give it.
+func pluginBinDir(t *testing.T, a artifacts) string {
+	t.Helper()
+	binDir := filepath.Join(a.dir, "plugins")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(a.plugin, filepath.Join(binDir, "ecr-credential-provider")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	return binDir
 }
 
 type scenario struct {

@@ -230,13 +230,7 @@ func (c *perPodCluster) setUpRegistries(t *testing.T) {
 			}
 		}
 	}
-	c.binDir = filepath.Join(c.a.dir, "plugins")
-	if err := os.MkdirAll(c.binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(c.a.plugin, filepath.Join(c.binDir, "ecr-credential-provider")); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
+	c.binDir = pluginBinDir(t, c.a)
 }
 
 func registryAccepts(t *testing.T, addr, password string) bool {

@@ -30,14 +30,7 @@ func TestRefresher(t *testing.T) {
 	cp := startControlPlane(t, bins, version)
 	emu := startEmulator(t)
 
-	reg := startRegistry(t, shortTempDir(t, "e2e-registry-"), registryPassword)
-	img, err := newImage(a.sleeper, []string{demoGreeting})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.push(reg.addr, demoRepo, demoTag, "AWS", registryPassword); err != nil {
-		t.Fatalf("pushing the demo image: %v", err)
-	}
+	reg := demoRegistry(t, a)
 
 	const nodeName = "e2e-refresher-node"
 	n := startNodeWith(t, a, nodeSpec{registries: map[string]string{ecrHost: reg.addr}, loopbackCNI: true})
@@ -248,23 +241,5 @@ func buildRefresher(t *testing.T, dir string) string {
 // refresher's own tests; here the API server side is what is proven.
 func refresherKubeconfig(t *testing.T, cp *controlPlane) string {
 	t.Helper()
-	kp := cp.pki.client("refresher", "e2e-refresher", "system:masters")
-	path := filepath.Join(cp.dir, "kubeconfig-refresher")
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, certificate-authority: %q}
-users:
-- name: refresher
-  user: {client-certificate: %q, client-key: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: refresher}
-current-context: e2e
-`, cp.url, cp.pki.CAFile, kp.CertFile, kp.KeyFile)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return cp.kubeconfig(t, "refresher", "e2e-refresher", "system:masters")
 }

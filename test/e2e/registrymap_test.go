@@ -134,14 +134,8 @@ func TestRegistryMap(t *testing.T) {
 	if err := img.push(reg.addr, mappedPrefix+"/"+mappedRepo, demoTag, "AWS", registryPassword); err != nil {
 		t.Fatalf("pushing the mapped image: %v\n%s", err, reg.proc.logTail(20))
 	}
-	binDir := filepath.Join(a.dir, "plugins")
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(a.plugin, filepath.Join(binDir, "ecr-credential-provider")); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	kubelet := kubeletBinary(t, kubeletVersions()[0])
+	binDir := pluginBinDir(t, a)
+	kubelet := kubeletBinary(t, newestVersion(kubeletVersions()))
 	ecrURL := "http://" + reg.addr + "/v2/" + mappedPrefix
 
 	start := func(t *testing.T, emu *awsemu.Server, hub *hubStandIn, withMap, fallback bool, pods map[string]string) *node {
