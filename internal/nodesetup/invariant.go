@@ -130,6 +130,11 @@ func bootProblemsFor(fsys kubeletwiring.FS, d Distro, assumed []providerconfig.V
 	if err != nil {
 		return nil, nil, err
 	}
+	return bootProblemsWith(fsys, w, assumed)
+}
+
+// bootProblemsWith is bootProblemsFor with the wiring already read.
+func bootProblemsWith(fsys kubeletwiring.FS, w *kubeletwiring.Wiring, assumed []providerconfig.Version) ([]problem, *kubeletwiring.Wiring, error) {
 	var out []problem
 	cfgPath, binDir := w.Config, w.BinDir
 	if cfgPath.Value == "" {
