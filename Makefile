@@ -25,13 +25,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ecr-credential-provider
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/awsemu ./cmd/awsemu
 	cd refresher && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-pull-secrets ./cmd/ecr-pull-secrets
+	cd fleet && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-node-installer ./cmd/ecr-node-installer
 
 # The plugin answering as the kubelet would ask, against the local AWS emulator.
 demo:
 	$(GO) run ./test/demo
 
 # Everything: static checks, unit and binary tests, fuzz seeds, and the real-kubelet end-to-end test.
-test: lint unit refresher-test release-test e2e
+test: lint unit refresher-test fleet-test release-test e2e
 
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
@@ -48,9 +49,15 @@ unit:
 refresher-test:
 	cd refresher && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-# Regenerates deploy/manifests/ecr-pull-secrets.yaml from the Helm chart (a test checks they match).
-refresher-manifests:
+# Regenerates deploy/manifests/*.yaml from the Helm charts (a test checks they match).
+.PHONY: manifests
+manifests refresher-manifests:
 	cd refresher && $(GO) run ./cmd/render-manifests
+
+# The fleet installer (ecr-node-installer, the DaemonSet's container) is its own module too.
+.PHONY: fleet-test
+fleet-test:
+	cd fleet && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # -v streams progress: each kubelet build with its time, each scenario with its result.
 # Node scenarios that cannot run (not root) fail the run with a list of what did not run.
@@ -74,7 +81,7 @@ e2e-deps:
 # Short fuzzing runs of every fuzz target (go test runs their seed corpora anyway).
 # Targets are listed, not named here, so a new one is never left out.
 fuzz:
-	@set -e; for mod in . refresher; do \
+	@set -e; for mod in . refresher fleet; do \
 		for pkg in $$(cd $$mod && $(GO) list ./...); do \
 			for f in $$(cd $$mod && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 				echo "fuzz: $$pkg $$f"; \

@@ -125,6 +125,10 @@ type Result struct {
 	Next []string
 	// Diff is, on a dry run, a unified diff of every file that would change.
 	Diff string
+	// Restart lists the systemctl commands the change needs before the
+	// kubelet uses it (daemon-reload when a unit changed, then the restart);
+	// empty when nothing changed.
+	Restart []string
 	// Ran lists the systemctl commands run (with Restart).
 	Ran []string
 }
@@ -483,6 +487,7 @@ func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, s
 		return res, nil
 	}
 	restart := restartCommands(p.touchesUnits(), service)
+	res.Restart = restart
 	if !o.Restart {
 		res.Next = append(res.Next, fmt.Sprintf("the kubelet reads its flags and provider config only when it starts: run %s", strings.Join(restart, " && ")))
 		return res, nil

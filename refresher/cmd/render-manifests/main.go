@@ -1,25 +1,28 @@
-// Command render-manifests regenerates deploy/manifests/ecr-pull-secrets.yaml
-// from the Helm chart. Run from the refresher module: go run ./cmd/render-manifests.
+// Command render-manifests regenerates deploy/manifests/*.yaml from the
+// Helm charts in deploy/charts. Run from the refresher module:
+// go run ./cmd/render-manifests.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/kubecred/ecr-credential-provider/refresher/internal/manifests"
 )
 
 func main() {
-	chart := flag.String("chart", "../deploy/charts/ecr-pull-secrets", "chart directory")
-	out := flag.String("out", "../deploy/manifests/ecr-pull-secrets.yaml", "file to write")
+	repo := flag.String("repo", "..", "the repository's root")
 	flag.Parse()
-	s, err := manifests.Render(*chart, manifests.PlainOverrides())
-	if err == nil {
-		err = os.WriteFile(*out, []byte(s), 0o644)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "render-manifests:", err)
-		os.Exit(1)
+	for _, c := range manifests.Charts {
+		s, err := manifests.RenderRelease(filepath.Join(*repo, c.Dir), c.Release, c.Namespace, c.Header, c.Overrides)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(*repo, c.Out), []byte(s), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "render-manifests: %s: %v\n", c.Dir, err)
+			os.Exit(1)
+		}
 	}
 }

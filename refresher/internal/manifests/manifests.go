@@ -1,6 +1,8 @@
-// Package manifests renders the ecr-pull-secrets Helm chart into the plain
-// manifests shipped beside it, with Helm's own template engine, so the two
-// cannot drift.
+// Package manifests renders the project's Helm charts (the refresher's
+// ecr-pull-secrets and the fleet installer's ecr-credential-provider) into
+// the plain manifests shipped beside them, with Helm's own template engine,
+// so the two cannot drift. Helm hooks are left out: plain manifests have
+// no release to delete.
 package manifests
 
 import (
@@ -25,13 +27,39 @@ const Header = "# Generated from deploy/charts/ecr-pull-secrets with its default
 // Render renders the chart in chartDir with its default values, overridden
 // by overrides, in Helm's install order, as `helm template` prints it.
 func Render(chartDir string, overrides map[string]any) (string, error) {
+	return RenderRelease(chartDir, Release, Release, Header, overrides)
+}
+
+// Chart is one chart and its plain manifests.
+type Chart struct {
+	Dir, Out           string // relative to the repository's root
+	Release, Namespace string
+	Header             string
+	Overrides          map[string]any
+}
+
+// Charts are every chart whose plain manifests are committed.
+var Charts = []Chart{
+	{Dir: "deploy/charts/ecr-pull-secrets", Out: "deploy/manifests/ecr-pull-secrets.yaml",
+		Release: Release, Namespace: Release, Header: Header, Overrides: PlainOverrides()},
+	{Dir: "deploy/charts/ecr-credential-provider", Out: "deploy/manifests/ecr-credential-provider.yaml",
+		Release: "ecr-credential-provider", Namespace: "kube-system",
+		Header: "# Generated from deploy/charts/ecr-credential-provider with its default values\n" +
+			"# by `make manifests`. Do not edit: change the chart and regenerate.\n" +
+			"# To remove: set the DaemonSet's ECR_NODE_INSTALLER_MODE to uninstall, wait for\n" +
+			"# `kubectl -n kube-system rollout status ds/ecr-credential-provider`, then delete.\n"},
+}
+
+// RenderRelease is Render as release in namespace, the file opening with
+// header.
+func RenderRelease(chartDir, release, namespace, header string, overrides map[string]any) (string, error) {
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		return "", fmt.Errorf("loading chart %s: %w", chartDir, err)
 	}
 	caps := chartutil.DefaultCapabilities
 	vals, err := chartutil.ToRenderValues(chrt, overrides, chartutil.ReleaseOptions{
-		Name: Release, Namespace: Release, Revision: 1, IsInstall: true,
+		Name: release, Namespace: namespace, Revision: 1, IsInstall: true,
 	}, caps)
 	if err != nil {
 		return "", err
@@ -50,7 +78,7 @@ func Render(chartDir string, overrides map[string]any) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString(Header)
+	b.WriteString(header)
 	for _, m := range manifests {
 		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, strings.TrimSpace(m.Content))
 	}

@@ -191,3 +191,24 @@ func TestObjectsDecodeStrictly(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryChartsManifestsMatch: each committed plain manifest is its
+// chart rendered with the defaults, hooks left out.
+func TestEveryChartsManifestsMatch(t *testing.T) {
+	for _, c := range Charts {
+		want, err := RenderRelease("../../../"+c.Dir, c.Release, c.Namespace, c.Header, c.Overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile("../../../" + c.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("%s differs from the rendered chart: run `make manifests`", c.Out)
+		}
+		if strings.Contains(want, "helm.sh/hook") {
+			t.Errorf("%s holds a Helm hook", c.Out)
+		}
+	}
+}
