@@ -102,7 +102,7 @@ type Report struct {
 	// Version is the installed binary's version; Spec identifies the
 	// configuration tried (the chart's values and the binary).
 	Version, Spec string
-	Time      time.Time
+	Time          time.Time
 }
 
 // Publish writes the report's annotations on the Node and records an
