@@ -28,6 +28,7 @@ type controlPlane struct {
 	admin   *http.Client
 	procs   []*proc
 	version string
+	saKey   string // the service account signing key
 }
 
 // startControlPlane starts etcd and the API server of the binaries in
@@ -67,6 +68,7 @@ func startControlPlane(t *testing.T, bins map[string]string, version string) *co
 	kubeletClient := cp.pki.client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters")
 	admin := cp.pki.client("admin", "e2e-admin", "system:masters")
 	saKey, saPub := cp.pki.serviceAccountKey()
+	cp.saKey = saKey
 	apiserver := startProc(t, "kube-apiserver", filepath.Join(cp.dir, "kube-apiserver.log"), nil, bins["kube-apiserver"],
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1",
@@ -112,6 +114,39 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:unauthenticated}
 `)
 	return cp
+}
+
+// startControllers starts kube-controller-manager and kube-scheduler of
+// bins as the cluster admin: DaemonSets, Jobs, the garbage collector,
+// ServiceAccounts and the kube-root-ca.crt ConfigMap that pods mounting a
+// service account token need, and scheduling.
+func (cp *controlPlane) startControllers(t *testing.T, bins map[string]string) {
+	t.Helper()
+	admin := cp.kubeconfig(t, "controllers", "e2e-controllers", "system:masters")
+	kcm := startProc(t, "kube-controller-manager", filepath.Join(cp.dir, "kube-controller-manager.log"), nil, bins["kube-controller-manager"],
+		"--kubeconfig", admin,
+		"--authentication-kubeconfig", admin, "--authorization-kubeconfig", admin,
+		"--leader-elect=false",
+		"--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--service-account-private-key-file", cp.saKey,
+		"--root-ca-file", cp.pki.CAFile,
+		"--use-service-account-credentials=false",
+		"--v", "1")
+	sched := startProc(t, "kube-scheduler", filepath.Join(cp.dir, "kube-scheduler.log"), nil, bins["kube-scheduler"],
+		"--kubeconfig", admin,
+		"--authentication-kubeconfig", admin, "--authorization-kubeconfig", admin,
+		"--leader-elect=false",
+		"--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--v", "1")
+	cp.procs = append(cp.procs, kcm, sched)
+	// The ServiceAccount controller makes "default" in each namespace: its
+	// arrival says the controllers are working.
+	if !waitFor(60*time.Second, func() bool {
+		code, _ := cp.do("GET", "/api/v1/namespaces/default/serviceaccounts/default", "", nil)
+		return code == http.StatusOK || kcm.exited() || sched.exited()
+	}) || kcm.exited() || sched.exited() {
+		t.Fatalf("the controllers did not start:\n%s\n%s", kcm.logTail(30), sched.logTail(30))
+	}
 }
 
 // stop ends every process of the control plane at once: one after

@@ -4,10 +4,12 @@ go 1.26.0
 
 require (
 	github.com/kubecred/ecr-credential-provider v0.0.0
+	github.com/kubecred/ecr-credential-provider/fleet v0.0.0
 	k8s.io/apimachinery v0.37.2
 	k8s.io/component-base v0.37.2
 	k8s.io/kubelet v0.35.4
 	k8s.io/kubernetes v1.37.2
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -43,6 +45,7 @@ require (
 	github.com/go-openapi/swag/stringutils v0.27.1 // indirect
 	github.com/go-openapi/swag/typeutils v0.27.1 // indirect
 	github.com/go-openapi/swag/yamlutils v0.27.1 // indirect
+	github.com/godbus/dbus/v5 v5.2.2 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/cel-go v0.29.2 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
@@ -117,10 +120,11 @@ require (
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace github.com/kubecred/ecr-credential-provider => ../..
+
+replace github.com/kubecred/ecr-credential-provider/fleet => ../../fleet
 
 // k8s.io/kubernetes points these at ./staging, which a module consumer
 // can't see: use the published twin of each, same minor and patch.
