@@ -94,7 +94,8 @@ release:
 	cd release && $(GO) run ./cmd/mkrelease -source .. -out ../dist -version "$(VERSION)"
 
 # Makes a release in a temp dir and checks it: static, reproducible,
-# checksums, SBOMs, packages (dpkg), image, arm64 under qemu.
+# checksums, SBOMs, packages (dpkg), image, arm64 under qemu, the
+# windows/amd64 PE (checked, not run: no wine here).
 release-test:
 	cd release && $(GO) test -count=1 -timeout 45m ./...
 
