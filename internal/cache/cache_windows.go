@@ -6,10 +6,11 @@ import (
 	"os"
 )
 
-// Unavailable says why there is no disk cache here: Windows has neither
-// flock nor O_NOFOLLOW, which the cache's single flight and its refusal of
-// planted symlinks rest on, so every call fetches a token (the kubelet
-// still caches responses in memory for their cacheDuration).
+// Unavailable says why there is no disk cache here: the cache's single
+// flight and its refusal of planted symlinks and foreign files rest on
+// flock, O_NOFOLLOW and Unix file owners, not ported to Windows (LockFileEx
+// and ACLs would be), so every call fetches a token (the kubelet still
+// caches responses in memory for their cacheDuration).
 const Unavailable = "no disk cache on Windows: every call fetches a token"
 
 // Open always fails on Windows: see Unavailable.
