@@ -37,6 +37,7 @@ test: lint unit refresher-test fleet-test release-test e2e
 lint:
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	GOOS=windows GOARCH=amd64 $(GO) vet ./...  # the released windows/amd64 binary must keep building
 	$(STATICCHECK) ./...
 	cd test/e2e && $(GO) vet ./...
 	cd release && $(GO) vet ./...
@@ -100,7 +101,8 @@ release:
 	cd release && $(GO) run ./cmd/mkrelease -source .. -out ../dist -version "$(VERSION)"
 
 # Makes a release in a temp dir and checks it: static, reproducible,
-# checksums, SBOMs, packages (dpkg), image, arm64 under qemu.
+# checksums, SBOMs, packages (dpkg), image, arm64 under qemu, the
+# windows/amd64 PE (checked, not run: no wine here).
 release-test:
 	cd release && $(GO) test -count=1 -timeout 45m ./...
 

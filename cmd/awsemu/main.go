@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command awsemu runs the loopback AWS emulator (internal/awsemu) by hand:
 //
 //	eval "$(go run ./cmd/awsemu -background)"   # serves on, detached

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main_test
 
 // Faults and bad input a node can throw at the built binary: each call must

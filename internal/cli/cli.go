@@ -40,7 +40,7 @@ func init() {
 	// Assigned in init because the table refers to runHelp, which reads it.
 	commands = map[string]command{
 		"get-credentials": {runPlugin, "answer one kubelet CredentialProviderRequest on stdin (the default)"},
-		"install":         {runInstall, "install the plugin on this node and wire the kubelet to it"},
+		"install":         {runInstall, "install the plugin on this Linux node and wire the kubelet to it"},
 		"uninstall":       {runUninstall, "undo what install did, taking out only what is ours"},
 		"config":          {runConfig, "'config validate FILE|DIR' checks a CredentialProviderConfig; 'config print' prints the recommended one"},
 		"match":           {runMatch, "show which providers the kubelet would call for each image, and why the others don't match"},

@@ -36,7 +36,7 @@ the provider's "args" in the kubelet's CredentialProviderConfig.`,
 	"install": {
 		usage: "install [flags]",
 		about: `Installs this binary and a CredentialProviderConfig for Amazon ECR on this
-node, and wires the kubelet to them the way the node's distribution expects.
+Linux node, and wires the kubelet to them the way the node's distribution expects.
 It changes only its own entry, flags and keys, keeping everything else in
 the files it edits; 'ecr-credential-provider uninstall' undoes it. Running
 it again changes nothing.`,

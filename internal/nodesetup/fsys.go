@@ -136,9 +136,7 @@ func (n *nodeFS) read(p string) (fileState, error) {
 		return fileState{}, err
 	}
 	st := fileState{Exists: true, Data: data, Mode: fi.Mode().Perm(), UID: -1, GID: -1}
-	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.UID, st.GID = int(s.Uid), int(s.Gid)
-	}
+	st.UID, st.GID = owner(fi)
 	return st, nil
 }
 
@@ -277,7 +275,7 @@ func (n *nodeFS) writeAtomic(p string, data []byte, perm fs.FileMode, uid, gid i
 	if err := n.j.record(journalEntry{Op: "write", Path: p, Tmp: path.Join(path.Dir(p), path.Base(tmp))}); err != nil {
 		return err
 	}
-	f, err := n.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := n.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}

@@ -61,14 +61,14 @@ func lockState(n *nodeFS, inherit []string) (*stateLock, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := n.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		f, err := n.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|oNoFollow|syscall.O_CLOEXEC, 0o600)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // the last run removed the directory just now: again
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", lockFile, err)
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		if err := lockExclusive(f); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", lockFile, err)
 		}
@@ -183,7 +183,7 @@ func openJournal(n *nodeFS) (*journal, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := n.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := n.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|oNoFollow|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", journalFile, err)
 	}

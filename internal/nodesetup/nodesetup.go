@@ -528,6 +528,9 @@ func execSystemctl(ctx context.Context, args ...string) error {
 }
 
 func (o *Options) check() error {
+	if err := unsupportedOS(); err != nil {
+		return err
+	}
 	if o.Root == "" {
 		o.Root = "/"
 	}

@@ -3,7 +3,6 @@ package nodesetup
 import (
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"path/filepath"
-	"syscall"
 
 	"crypto/sha256"
 	"encoding/hex"
@@ -750,7 +749,7 @@ func (p *plan) checkWritable(n *nodeFS) error {
 		if err != nil {
 			return err
 		}
-		if syscall.Access(filepath.Join(n.dir, rel), 2 /* W_OK */) != nil {
+		if !writable(filepath.Join(n.dir, rel)) {
 			return fmt.Errorf("%s: %w", d, errRunAsRoot)
 		}
 	}

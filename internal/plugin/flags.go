@@ -113,7 +113,11 @@ func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
 func (f *Flags) register(fs *flag.FlagSet, getenv func(string) string, verbosity int, timeout time.Duration) {
 	fs.IntVar(&f.Verbosity, "v", verbosity, "log verbosity: 0 warnings and errors, 1 info, 2 debug (env "+EnvLogLevel+")")
 	fs.StringVar(&f.LogFile, "log-file", getenv(EnvLogFile), "append logs to this file instead of stderr (env "+EnvLogFile+")")
-	fs.StringVar(&f.CacheDir, "cache-dir", envOr(getenv, EnvCacheDir, defaultCacheDir()), "directory of the shared token cache, created 0700 (env "+EnvCacheDir+")")
+	cacheUsage := "directory of the shared token cache, created 0700 (env " + EnvCacheDir + ")"
+	if cache.Unavailable != "" {
+		cacheUsage += "; " + cache.Unavailable
+	}
+	fs.StringVar(&f.CacheDir, "cache-dir", envOr(getenv, EnvCacheDir, defaultCacheDir()), cacheUsage)
 	fs.BoolVar(&f.NoCache, "no-cache", false, "do not use the disk cache")
 	fs.DurationVar(&f.Timeout, "timeout", timeout, "bound on the whole call, under the kubelet's 60s kill (env "+EnvTimeout+")")
 	fs.DurationVar(&f.RefreshTimeout, "refresh-timeout", 5*time.Second, "bound on a refresh when a still-valid cached token can be served instead")
@@ -123,10 +127,14 @@ func (f *Flags) register(fs *flag.FlagSet, getenv func(string) string, verbosity
 }
 
 // defaultCacheDir is the node's directory for root, as the kubelet runs us,
-// and the user's cache directory for anyone trying the plugin by hand. It
+// and the user's cache directory for anyone trying the plugin by hand; none
+// where there is no disk cache. It
 // joins with path, as package cache does, to keep path/filepath out of the
 // cache-hit path.
 func defaultCacheDir() string {
+	if cache.Unavailable != "" {
+		return ""
+	}
 	if os.Geteuid() == 0 {
 		return DefaultCacheDir
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
@@ -24,13 +23,16 @@ var ErrStdinTimeout = errors.New("no complete request on stdin within --timeout"
 // A file (stdin itself) is waited on with select(2) on the calling thread:
 // a reading goroutine would cost every call thread handoffs and context
 // switches, which on a busy node showed as a third more CPU per cache hit.
-// Any other reader is read by a goroutine that is abandoned on a timeout;
-// the caller exits soon after anyway.
+// Any other reader, and stdin on Windows, which has no select(2) for it,
+// is read by a goroutine that is abandoned on a timeout; the caller exits
+// soon after anyway.
 func ReadStdin(r io.Reader, timeout time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(timeout)
 	timedOut := fmt.Errorf("%w %v: the kubelet writes one and closes stdin", ErrStdinTimeout, timeout)
 	if f, ok := r.(*os.File); ok {
-		return readRequest(waitingReader{f: f, deadline: deadline, timedOut: timedOut})
+		if wr := fileReader(f, deadline, timedOut); wr != nil {
+			return readRequest(wr)
+		}
 	}
 	type result struct {
 		data []byte
@@ -49,39 +51,6 @@ func ReadStdin(r io.Reader, timeout time.Duration) ([]byte, error) {
 	case <-timer.C:
 		return nil, timedOut
 	}
-}
-
-// waitingReader reads f only once select(2) says a read will not block,
-// and fails with timedOut once the deadline passes first.
-type waitingReader struct {
-	f        *os.File
-	deadline time.Time
-	timedOut error
-}
-
-func (w waitingReader) Read(p []byte) (int, error) {
-	fd := int(w.f.Fd())
-	for fd < syscall.FD_SETSIZE {
-		left := time.Until(w.deadline)
-		if left <= 0 {
-			return 0, w.timedOut
-		}
-		var set syscall.FdSet
-		set.Bits[fd/64] |= 1 << (uint(fd) % 64)
-		tv := syscall.NsecToTimeval(left.Nanoseconds())
-		n, err := syscall.Select(fd+1, &set, nil, nil, &tv)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			break // not selectable: read and let the file say
-		}
-		if n == 0 {
-			return 0, w.timedOut
-		}
-		break
-	}
-	return w.f.Read(p)
 }
 
 func readRequest(r io.Reader) ([]byte, error) {

@@ -23,11 +23,11 @@ const (
 // Target is one platform the release ships a binary for.
 type Target struct{ OS, Arch string }
 
-// Targets are the nodes the release serves: Linux on x86 and Graviton.
-// Windows nodes run credential providers the same way, but windows/amd64
-// joins only once internal/cache builds there (it locks and opens files with
-// Unix-only syscalls: flock, O_NOFOLLOW); FileName already names it.
-var Targets = []Target{{"linux", "amd64"}, {"linux", "arm64"}}
+// Targets are the nodes the release serves: Linux on x86 and Graviton, and
+// Windows on x86, whose kubelet runs credential providers the same way (the
+// Windows binary has no disk cache and no install subcommand; see the
+// README).
+var Targets = []Target{{"linux", "amd64"}, {"linux", "arm64"}, {"windows", "amd64"}}
 
 func (t Target) String() string { return t.OS + "/" + t.Arch }
 

@@ -84,6 +84,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	res := &Result{Binaries: map[build.Target]string{}}
 	var artifacts []string
+	// Every target gets its binary, checksum and SBOM; the packages and the
+	// image are Linux's.
 	linux := map[string]string{}
 	for _, t := range o.Targets {
 		logf("building %s", t)

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command spawn starts the processes the benchmark measures and reports
 // what each cost. It exists because Linux carries the forking process's
 // resident-set high-water mark into the child at exec, so a child's rusage
