@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	toml "github.com/pelletier/go-toml/v2"
 	"sigs.k8s.io/yaml"
@@ -98,8 +100,14 @@ func containerdHostsDir(n *nodeFS) (string, error) {
 	if !st.Exists {
 		return "", add(0, "there is no "+containerdConfig)
 	}
+	return hostsDirFrom(st.Data, add)
+}
+
+// hostsDirFrom reads config_path from containerd's config; add is the
+// error for a config without one.
+func hostsDirFrom(data []byte, add func(version int64, why string) error) (string, error) {
 	var cfg map[string]any
-	if err := toml.Unmarshal(st.Data, &cfg); err != nil {
+	if err := toml.Unmarshal(data, &cfg); err != nil {
 		return "", fmt.Errorf("%s is not valid TOML (%v); fix it first (containerd cannot read it either)", containerdConfig, err)
 	}
 	version, _ := cfg["version"].(int64)
@@ -245,7 +253,11 @@ func planRegistriesYAML(n *nodeFS, m *manifest, d Distro, o Options) ([]change, 
 	}
 	e := m.find(p)
 	var keys, notes []string
-	changed := false
+	text := string(cur.Data)
+	if !cur.Exists {
+		text = "# Mirrors for " + r.name + "'s containerd, written by 'ecr-credential-provider install --pull-through-cache'.\n"
+	}
+	textOK := true
 	for _, rule := range o.PullThroughCache {
 		want := registryMirror(rule)
 		got, ok := mirrors[rule.Source]
@@ -255,22 +267,127 @@ func planRegistriesYAML(n *nodeFS, m *manifest, d Distro, o Options) ([]change, 
 			continue
 		case ok && (e == nil || !slices.Contains(e.Keys, rule.Source)) && !o.Force:
 			return nil, nil, fmt.Errorf("%s already has a mirror for %s that is not install's; merge the pull-through cache into it by hand, or pass --force to replace it", p, rule.Source)
+		case ok:
+			text, textOK = removeMirrorText(text, rule.Source)
 		}
-		mirrors[rule.Source], changed = want, true
+		if textOK {
+			text, textOK = addMirrorText(text, rule)
+		}
+		mirrors[rule.Source] = want
 	}
-	data := cur.Data
-	if changed || !cur.Exists {
-		doc["mirrors"] = mirrors
+	doc["mirrors"] = mirrors
+	data := []byte(text)
+	if got, err := kubeletwiring.ParseRancherConfig(p, data); err != nil || !textOK || !reflect.DeepEqual(jsonRound(got), jsonRound(doc)) {
+		// A layout the text edit cannot follow (flow style, odd
+		// indentation): write the mapping afresh, without its comments.
 		out, err := yaml.Marshal(doc)
 		if err != nil {
 			return nil, nil, err
 		}
-		data = append([]byte("# Mirrors for "+r.name+"'s containerd; 'ecr-credential-provider install --pull-through-cache' added "+strings.Join(keys, ", ")+".\n"), out...)
-		if cur.Exists {
-			notes = append(notes, fmt.Sprintf("rewrote %s to add the mirrors (its comments are not kept; uninstall restores the original while the file is unchanged)", p))
-		}
+		data = out
+		notes = append(notes, fmt.Sprintf("rewrote %s to add the mirrors, as its layout allows no safe text edit: its comments are not kept (uninstall restores the original while the file is unchanged)", p))
 	}
 	return []change{{Path: p, Data: data, Role: roleMirror, Keys: keys}}, notes, nil
+}
+
+var mirrorsKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^mirrors[ \t]*:[ \t]*(#.*)?\r?$`) })
+
+// mirrorsBlock finds the top-level "mirrors:" line and the lines of its
+// block (up to the next line in column 0 that is not a comment), and the
+// indentation of its entries ("" when it has none yet).
+func mirrorsBlock(lines []string) (at, end int, indent string) {
+	at = slices.IndexFunc(lines, func(l string) bool { return mirrorsKeyRe().MatchString(strings.TrimSuffix(l, "\n")) })
+	if at < 0 {
+		return -1, -1, ""
+	}
+	end = at + 1
+	for end < len(lines) {
+		l := strings.TrimRight(lines[end], "\r\n")
+		if l != "" && l[0] != ' ' && l[0] != '\t' && l[0] != '#' {
+			break
+		}
+		if t := strings.TrimLeft(l, " "); indent == "" && t != "" && t[0] != '#' {
+			indent = l[:len(l)-len(t)]
+		}
+		end++
+	}
+	return at, end, indent
+}
+
+// addMirrorText adds one mirror to registries.yaml's text, in the
+// indentation of the entries already there. ok is false when the file's
+// layout is not one it can follow; the caller checks the result parses to
+// what it wants either way.
+func addMirrorText(text string, r registrymap.Rule) (string, bool) {
+	lines := strings.SplitAfter(text, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > 0 && !strings.HasSuffix(lines[len(lines)-1], "\n") {
+		lines[len(lines)-1] += "\n"
+	}
+	at, end, indent := mirrorsBlock(lines)
+	if indent == "" {
+		indent = "  "
+	}
+	key := r.Source
+	if strings.Contains(key, ":") {
+		key = fmt.Sprintf("%q", key)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s%s:\n%s  endpoint:\n%s    - %q\n", indent, key, indent, indent, "https://"+r.Target.Host)
+	if r.Prefix != "" {
+		fmt.Fprintf(&b, "%s  rewrite:\n%s    %q: %q\n", indent, indent, "^(.*)$", r.Prefix+"/$1")
+	}
+	if at < 0 {
+		if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "mirrors") }) {
+			return text, false
+		}
+		return strings.Join(lines, "") + "mirrors:\n" + b.String(), true
+	}
+	// After the block's last entry line; blank lines and comments that
+	// end it stay after ours.
+	for end > at+1 && (strings.TrimSpace(lines[end-1]) == "" || lines[end-1][0] == '#') {
+		end--
+	}
+	return strings.Join(slices.Insert(lines, end, b.String()), ""), true
+}
+
+// removeMirrorText takes one mirror's entry out of registries.yaml's text,
+// and the mirrors key too when no entry is left.
+func removeMirrorText(text, source string) (string, bool) {
+	lines := strings.SplitAfter(text, "\n")
+	at, end, indent := mirrorsBlock(lines)
+	if at < 0 || indent == "" {
+		return text, false
+	}
+	keyRe := regexp.MustCompile(`^` + indent + `("` + regexp.QuoteMeta(source) + `"|'` + regexp.QuoteMeta(source) + `'|` + regexp.QuoteMeta(source) + `)[ \t]*:[ \t]*(#.*)?\r?\n?$`)
+	i := slices.IndexFunc(lines[at+1:end], keyRe.MatchString)
+	if i < 0 {
+		return text, false
+	}
+	i += at + 1
+	j := i + 1
+	for j < end {
+		l := strings.TrimRight(lines[j], "\r\n")
+		if t := strings.TrimLeft(l, " \t"); t != "" && len(l)-len(t) <= len(indent) {
+			break
+		}
+		j++
+	}
+	// Blank lines that end the entry stay with the layout.
+	for j > i+1 && strings.TrimSpace(lines[j-1]) == "" {
+		j--
+	}
+	lines = slices.Delete(lines, i, j)
+	end -= j - i
+	if !slices.ContainsFunc(lines[at+1:end], func(l string) bool {
+		t := strings.TrimSpace(l)
+		return t != "" && t[0] != '#'
+	}) {
+		lines = slices.Delete(lines, at, at+1)
+	}
+	return strings.Join(lines, ""), true
 }
 
 // jsonRound makes a YAML value comparable with one install built.
@@ -281,14 +398,19 @@ func jsonRound(v any) any {
 	return out
 }
 
+// registriesHeader is the first line of a registries.yaml install creates.
+const registriesHeader = "# Mirrors for "
+
 // withoutMirrors takes the mirrors install added (keys) out of an edited
-// registries.yaml, each only while it is still as install wrote it.
+// registries.yaml, each only while it is still as install wrote it, by a
+// text edit checked to leave exactly the rest.
 func withoutMirrors(p string, data []byte, keys []string, rules []string) (out []byte, changed, empty bool, err error) {
 	doc, err := kubeletwiring.ParseRancherConfig(p, data)
 	if err != nil {
 		return nil, false, false, err
 	}
 	mirrors, _ := doc["mirrors"].(map[string]any)
+	text := string(data)
 	for _, k := range keys {
 		got, ok := mirrors[k]
 		if !ok {
@@ -296,10 +418,15 @@ func withoutMirrors(p string, data []byte, keys []string, rules []string) (out [
 		}
 		for _, s := range rules {
 			r, err := registrymap.ParseRule(s)
-			if err == nil && r.Source == k && reflect.DeepEqual(jsonRound(got), jsonRound(registryMirror(r))) {
-				delete(mirrors, k)
-				changed = true
+			if err != nil || r.Source != k || !reflect.DeepEqual(jsonRound(got), jsonRound(registryMirror(r))) {
+				continue
 			}
+			var ok bool
+			if text, ok = removeMirrorText(text, k); !ok {
+				return nil, false, false, fmt.Errorf("cannot find the mirror for %s in its text", k)
+			}
+			delete(mirrors, k)
+			changed = true
 		}
 	}
 	if !changed {
@@ -308,11 +435,15 @@ func withoutMirrors(p string, data []byte, keys []string, rules []string) (out [
 	if len(mirrors) == 0 {
 		delete(doc, "mirrors")
 	}
-	if len(doc) == 0 {
-		return nil, true, true, nil
+	got, err := kubeletwiring.ParseRancherConfig(p, []byte(text))
+	if err != nil || !reflect.DeepEqual(jsonRound(got), jsonRound(doc)) {
+		return nil, false, false, fmt.Errorf("cannot take the mirrors for %s out by a safe text edit; remove them by hand", strings.Join(keys, ", "))
 	}
-	out, err = yaml.Marshal(doc)
-	return out, true, false, err
+	empty = len(doc) == 0 && !slices.ContainsFunc(strings.Split(text, "\n"), func(l string) bool {
+		l = strings.TrimSpace(l)
+		return l != "" && !strings.HasPrefix(l, registriesHeader)
+	})
+	return []byte(text), true, empty, nil
 }
 
 // withMap sets the registry map in our provider entry of a provider

@@ -95,7 +95,7 @@ func TestPullThroughCacheInstallUninstall(t *testing.T) {
 			wantIn:  []string{"docker.io:", "https://" + ptcECR, "docker-hub/$1"}},
 		{name: "rke2-operator-mirrors", fixture: "rke2", config: RancherConfig, mirrorFile: "/etc/rancher/rke2/registries.yaml", fallback: true,
 			prepare: map[string]string{"/etc/rancher/rke2/registries.yaml": "# the operator's mirrors\nmirrors:\n  quay.io:\n    endpoint:\n      - https://quay-mirror.internal\n"},
-			wantIn:  []string{"docker.io:", "quay.io:", "https://quay-mirror.internal"}},
+			wantIn:  []string{"# the operator's mirrors", "docker.io:", "quay.io:", "https://quay-mirror.internal"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,12 +272,15 @@ func TestPullThroughCacheKeepsOperatorFiles(t *testing.T) {
 		}
 		p := filepath.Join(root, "etc/rancher/k3s/registries.yaml")
 		b, _ := os.ReadFile(p)
-		os.WriteFile(p, append(b, []byte("configs:\n  quay.io:\n    tls:\n      insecure_skip_verify: false\n")...), 0o644)
+		edited := strings.Replace(string(b), "mirrors:\n", "mirrors:\n  # the operator's own mirror\n  quay.io:\n    endpoint: [\"https://quay-mirror.internal\"]\n", 1) +
+			"configs:\n  quay.io:\n    tls:\n      insecure_skip_verify: false\n"
+		os.WriteFile(p, []byte(edited), 0o644)
 		if un, err := Uninstall(ctx, Options{Root: root}); err != nil || un.Incomplete {
 			t.Fatalf("uninstall: %+v, %v", un, err)
 		}
 		b, err := os.ReadFile(p)
-		if err != nil || strings.Contains(string(b), "docker.io") || !strings.Contains(string(b), "quay.io") {
+		if err != nil || strings.Contains(string(b), "docker.io") || strings.Contains(string(b), ptcECR) ||
+			!strings.Contains(string(b), "# the operator's own mirror\n  quay.io:\n    endpoint: [\"https://quay-mirror.internal\"]\n") || !strings.Contains(string(b), "insecure_skip_verify: false") {
 			t.Errorf("registries.yaml after uninstall (want the operator's configs, not our mirror): %q, %v", b, err)
 		}
 	})
