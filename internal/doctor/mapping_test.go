@@ -32,6 +32,9 @@ func TestMappedImage(t *testing.T) {
 			manifest: []string{"403", "lacks ecr:BatchImportUpstreamImage", PolicyPullOnly, `"ecr:CreateRepository"`, "repository/docker-hub/*"}, action: "ecr:BatchImportUpstreamImage"},
 		{name: "not cached, repository missing", image: "docker.io/library/gone:v1", args: `["--registry-map=` + rule + `"]`, mapCheck: StatusOK,
 			manifest: []string{"does not exist in the pull-through cache yet", "ecr:BatchImportUpstreamImage and ecr:CreateRepository", "describe-pull-through-cache-rules", "docker.io/library/gone"}},
+		// A custom domain (a CNAME to ECR): no prefix, the same repository.
+		{name: "custom domain", image: "registry.example.com/app:v1", args: `["--registry-map=registry.example.com=` + regHost + `"]`, ok: true, mapCheck: StatusOK,
+			manifest: []string{"tag v1: OCI manifest"}},
 		{name: "bad map", image: "docker.io/library/app:v1", args: `["--registry-map=docker.io=ghcr.io/x"]`, mapCheck: StatusFail},
 	}
 	for _, tt := range tests {
@@ -42,7 +45,7 @@ func TestMappedImage(t *testing.T) {
 kind: CredentialProviderConfig
 providers:
 - name: ecr-credential-provider
-  matchImages: ["*.dkr.ecr.*.amazonaws.com", "docker.io"]
+  matchImages: ["*.dkr.ecr.*.amazonaws.com", "docker.io", "registry.example.com"]
   defaultCacheDuration: 12h
   apiVersion: credentialprovider.kubelet.k8s.io/v1
   args: `+tt.args+"\n"), 0o644)
@@ -68,10 +71,14 @@ providers:
 				}
 				return
 			}
-			if mc.Facts["rule"] != rule || !strings.HasPrefix(mc.Facts["repository"], "docker-hub/library/") {
+			wantRepo := "docker-hub/library/"
+			if strings.HasPrefix(tt.image, "registry.example.com/") {
+				wantRepo = "app"
+			}
+			if !strings.HasPrefix(mc.Facts["repository"], wantRepo) || mc.Facts["target"] != regHost || mc.Facts["rule"] == "" || !strings.Contains(tt.args, mc.Facts["rule"]) {
 				t.Errorf("registry-map facts %v", mc.Facts)
 			}
-			if got := mustCheck(t, rep, CheckImage); got.Status != StatusOK || !strings.Contains(got.Summary, "mapped to "+regHost+"/docker-hub/library/") {
+			if got := mustCheck(t, rep, CheckImage); got.Status != StatusOK || !strings.Contains(got.Summary, "mapped to "+regHost+"/"+wantRepo) {
 				t.Errorf("image check %s: %s", got.Status, got.Summary)
 			}
 			if st.Status[200] != 1 {
