@@ -482,19 +482,20 @@ func withMap(p string, data []byte, rules []registrymap.Rule, drop []string) ([]
 			images = append(images, g)
 		}
 	}
+	// The map the entry has without our rules (args in either form, env,
+	// a map file) must not already map a source: the plugin would refuse
+	// the source mapped twice.
+	others := pr
+	others.Args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+		return slices.ContainsFunc(rules, func(r registrymap.Rule) bool { return registryMapArg(r) == a })
+	})
+	for _, r := range rules {
+		if target, ok, err := providerconfig.Mapping(others, r.Source+"/x"); err == nil && ok {
+			return nil, fmt.Errorf("%s already maps %s (to %s, in our provider's args or env); take that out, or leave %s out of --pull-through-cache", p, r.Source, strings.TrimSuffix(target, "/x"), r.Source)
+		}
+	}
 	for _, r := range rules {
 		a := registryMapArg(r)
-		for _, old := range args {
-			entry, ok := strings.CutPrefix(old, "--registry-map=")
-			if !ok || old == a {
-				continue
-			}
-			for _, e := range registrymap.SplitList(entry) {
-				if o, err := registrymap.ParseRule(e); err == nil && o.Source == r.Source {
-					return nil, fmt.Errorf("%s already maps %s (%s in our provider's args); take it out, or leave %s out of --pull-through-cache", p, r.Source, old, r.Source)
-				}
-			}
-		}
 		if !slices.Contains(args, a) {
 			args = append(args, a)
 		}

@@ -285,3 +285,18 @@ func TestPullThroughCacheKeepsOperatorFiles(t *testing.T) {
 		}
 	})
 }
+
+func TestPullThroughCacheRefusesASourceMappedTwice(t *testing.T) {
+	bin := writeBinary(t, fakeBinary)
+	for name, entry := range map[string]string{
+		"args": "  args: [\"--registry-map\", \"docker.io=210987654321.dkr.ecr.eu-west-1.amazonaws.com/hub\"]\n",
+		"env":  "  env:\n  - name: ECR_CREDENTIAL_PROVIDER_REGISTRY_MAP\n    value: quay.io=210987654321.dkr.ecr.eu-west-1.amazonaws.com/q,docker.io=210987654321.dkr.ecr.eu-west-1.amazonaws.com/hub\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := nodeRoot(t, "kubeadm-debian")
+			writeFile(t, root, containerdConfig, containerdV2)
+			writeFile(t, root, DefaultConfig, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n- name: ecr-credential-provider\n  matchImages: [\"*.dkr.ecr.*.amazonaws.com\", \"docker.io\"]\n  defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n"+entry)
+			refuse(t, Options{Root: root, Binary: bin, PullThroughCache: rules(t, ptcRule)}, "already maps docker.io", "210987654321.dkr.ecr.eu-west-1.amazonaws.com/hub")
+		})
+	}
+}
