@@ -1,6 +1,7 @@
 package nodesetup
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"reflect"
@@ -9,9 +10,9 @@ import (
 	"strings"
 	"sync"
 
-	toml "github.com/pelletier/go-toml/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubecred/ecr-credential-provider/internal/containerdhosts"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
@@ -27,7 +28,7 @@ import (
 
 // containerdConfig is containerd's own config, read (never written) for
 // where it looks for hosts.toml files.
-const containerdConfig = "/etc/containerd/config.toml"
+const containerdConfig = containerdhosts.Config
 
 // roleMirror marks a runtime mirror file install wrote: a containerd
 // hosts.toml (all of it ours), or a k3s/rke2 registries.yaml (ours are the
@@ -50,14 +51,6 @@ func mirrorURL(r registrymap.Rule) string {
 	return u
 }
 
-// sourceServer is the registry a source's images come from without a mirror.
-func sourceServer(source string) string {
-	if source == "docker.io" {
-		return "https://registry-1.docker.io"
-	}
-	return "https://" + source
-}
-
 // hostsTOML is containerd's hosts.toml for one rule. Without fallback the
 // ECR registry is the server too, so containerd has no other host to try.
 func hostsTOML(r registrymap.Rule, fallback bool) []byte {
@@ -67,7 +60,7 @@ func hostsTOML(r registrymap.Rule, fallback bool) []byte {
 	u := fmt.Sprintf("%q", mirrorURL(r))
 	if fallback {
 		b.WriteString("# WARNING: with the fallback below, a pull the cache cannot serve goes to\n# the source registry with the node's ECR token.\n")
-		fmt.Fprintf(&b, "server = %q\n", sourceServer(r.Source))
+		fmt.Fprintf(&b, "server = %q\n", containerdhosts.DefaultEndpoint(r.Source))
 	} else {
 		b.WriteString("# No fallback to the source registry: it would be sent the node's ECR token.\n")
 		fmt.Fprintf(&b, "server = %s\noverride_path = true\n", u)
@@ -76,74 +69,23 @@ func hostsTOML(r registrymap.Rule, fallback bool) []byte {
 	return []byte(b.String())
 }
 
-// containerdHostsDir is the first directory of containerd's registry
-// config_path, read from its config (schema version 1, 2 or 3). Without
-// one, containerd reads no hosts.toml: install says what to add and stops,
-// as the map without the mirror would send the ECR token to the source.
+// containerdHostsDir is where containerd reads hosts.toml files. Without
+// a config_path it reads none: install says what to add and stops, as the
+// map without the mirror would send the ECR token to the source.
 func containerdHostsDir(n *nodeFS) (string, error) {
 	st, err := n.read(containerdConfig)
 	if err != nil {
 		return "", err
 	}
-	add := func(version int64, why string) error {
-		snippet := "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""
-		switch version {
-		case 3:
-			snippet = "[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\""
-		case 2:
-			snippet = "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""
-		case 0:
-			snippet = "  containerd 2.x (version = 3):\n    [plugins.\"io.containerd.cri.v1.images\".registry]\n      config_path = \"/etc/containerd/certs.d\"\n  containerd 1.x (version = 2):\n    [plugins.\"io.containerd.grpc.v1.cri\".registry]\n      config_path = \"/etc/containerd/certs.d\""
-		}
-		return fmt.Errorf("refusing to set up the pull-through cache: %s, so containerd would not read the hosts.toml install writes and would pull from the source registry with the ECR token; add this to %s (install does not edit containerd's config), restart containerd, then run install again:\n%s", why, containerdConfig, snippet)
-	}
-	if !st.Exists {
-		return "", add(0, "there is no "+containerdConfig)
-	}
-	return hostsDirFrom(st.Data, add)
-}
-
-// hostsDirFrom reads config_path from containerd's config; add is the
-// error for a config without one.
-func hostsDirFrom(data []byte, add func(version int64, why string) error) (string, error) {
-	var cfg map[string]any
-	if err := toml.Unmarshal(data, &cfg); err != nil {
-		return "", fmt.Errorf("%s is not valid TOML (%v); fix it first (containerd cannot read it either)", containerdConfig, err)
-	}
-	version, _ := cfg["version"].(int64)
-	if version == 0 {
-		version = 1
-	}
-	plugin := map[int64]string{1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.images"}[version]
-	if plugin == "" {
-		return "", fmt.Errorf("%s has version = %d, which install does not know (1, 2 or 3); set the pull-through cache up by hand", containerdConfig, version)
-	}
-	v := lookupTOML(cfg, "plugins", plugin, "registry", "config_path")
-	p, _ := v.(string)
-	dir, _, _ := strings.Cut(p, ":")
-	if dir == "" {
-		why := fmt.Sprintf("%s sets no config_path for plugin %q", containerdConfig, plugin)
-		if cfg["imports"] != nil {
-			why += " (install does not follow its imports)"
-		}
-		return "", add(version, why)
-	}
-	if !path.IsAbs(dir) || path.Clean(dir) != dir {
-		return "", fmt.Errorf("%s: config_path %q is not a clean absolute path install can write below; set the pull-through cache up by hand", containerdConfig, p)
+	dir, err := containerdhosts.Dir(st.Data, st.Exists)
+	var nc *containerdhosts.NoConfigPathError
+	switch {
+	case errors.As(err, &nc):
+		return "", fmt.Errorf("refusing to set up the pull-through cache: %v, so containerd would not read the hosts.toml install writes and would pull from the source registry with the ECR token; add this to %s (install does not edit containerd's config), restart containerd, then run install again:\n%s", err, containerdConfig, nc.Snippet())
+	case err != nil:
+		return "", fmt.Errorf("%w; set the pull-through cache up by hand", err)
 	}
 	return dir, nil
-}
-
-func lookupTOML(m map[string]any, keys ...string) any {
-	var v any = m
-	for _, k := range keys {
-		t, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = t[k]
-	}
-	return v
 }
 
 // planMirrors is what install writes for the runtime: a hosts.toml per

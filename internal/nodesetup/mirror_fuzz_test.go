@@ -1,31 +1,12 @@
 package nodesetup
 
 import (
-	"errors"
-	"path"
 	"reflect"
 	"testing"
 
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
 	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
-
-// FuzzContainerdConfig: any config.toml gives a clean absolute hosts
-// directory or an error, never a panic or a path install would write
-// outside of it.
-func FuzzContainerdConfig(f *testing.F) {
-	for _, s := range []string{containerdV2, containerdV3, "", "version = 3\n", "[plugins.cri.registry]\nconfig_path = \"/a:/b\"\n",
-		"version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"../x\"\n", "version = \"2\"\n", "imports = [\"/etc/containerd/conf.d/*.toml\"]\n"} {
-		f.Add([]byte(s))
-	}
-	errAdd := errors.New("no config_path")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dir, err := hostsDirFrom(data, func(int64, string) error { return errAdd })
-		if err == nil && (!path.IsAbs(dir) || path.Clean(dir) != dir) {
-			t.Fatalf("config_path %q from %q", dir, data)
-		}
-	})
-}
 
 // FuzzRegistriesYAMLText: when adding a mirror to a registries.yaml by
 // text gives what was wanted, taking it out again gives back exactly the
