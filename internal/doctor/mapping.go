@@ -2,9 +2,14 @@ package doctor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/kubecred/ecr-credential-provider/internal/containerdhosts"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
@@ -120,4 +125,68 @@ func cachePolicy(resource string) string {
 		}},
 	}, "", "  ")
 	return string(b)
+}
+
+// CheckRuntimeMirror is whether the runtime fetches a pull-through cache's
+// source from the cache, and from nowhere else: the kubelet's credentials
+// for the source are then an ECR token, and containerd sends them to every
+// endpoint it tries.
+const CheckRuntimeMirror = "runtime-mirror"
+
+// checkRuntimeMirror reads containerd's config_path and the source's
+// hosts.toml on the node.
+func (r *run) checkRuntimeMirror() Check {
+	m := r.mapped
+	switch {
+	case m == nil || m.Prefix == "":
+		return skipped(CheckRuntimeMirror, "no pull-through cache rule applies (a custom domain needs no mirror)")
+	case r.wiring.proc == "k3s" || r.wiring.proc == "rke2":
+		return skipped(CheckRuntimeMirror, r.wiring.proc+" generates containerd's hosts.toml from /etc/rancher/"+r.wiring.proc+"/registries.yaml, which the doctor does not read yet")
+	case !r.wiring.found && (r.o.Root == "/" || r.o.Root == ""):
+		return skipped(CheckRuntimeMirror, "no kubelet found, so this may not be the node: pass --root for a node's filesystem")
+	}
+	want := "https://" + m.Target + "/v2/" + m.Prefix
+	install := "ecr-credential-provider install --pull-through-cache " + m.Rule()
+	leak := fmt.Sprintf("containerd pulls %s's images from %s itself, and sends it the node's ECR token", m.Source, m.Source)
+	cfg, err := os.ReadFile(r.hostPath(containerdhosts.Config))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return failed(CheckRuntimeMirror, err.Error(), "run the doctor as root")
+	}
+	dir, err := containerdhosts.Dir(cfg, err == nil)
+	var nc *containerdhosts.NoConfigPathError
+	switch {
+	case errors.As(err, &nc):
+		return failed(CheckRuntimeMirror, fmt.Sprintf("%v, so containerd reads no hosts.toml: %s", err, leak),
+			fmt.Sprintf("add to %s and restart containerd:\n%s\nthen run: %s", containerdhosts.Config, nc.Snippet(), install))
+	case err != nil:
+		return failed(CheckRuntimeMirror, err.Error(), "fix "+containerdhosts.Config)
+	}
+	hostsPath := filepath.Join(dir, m.Source, "hosts.toml")
+	data, err := os.ReadFile(r.hostPath(hostsPath))
+	if err != nil {
+		return failed(CheckRuntimeMirror, fmt.Sprintf("%s: %v: %s", hostsPath, err, leak), "run: "+install)
+	}
+	eps, err := containerdhosts.Endpoints(data, m.Source)
+	if err != nil {
+		return failed(CheckRuntimeMirror, fmt.Sprintf("%s: %v", hostsPath, err), "fix it, or remove it and run: "+install)
+	}
+	var others []string
+	for _, e := range eps {
+		if strings.TrimSuffix(e, "/") != want {
+			others = append(others, e)
+		}
+	}
+	c := passed(CheckRuntimeMirror, fmt.Sprintf("%s sends %s pulls only to the cache, %s", hostsPath, m.Source, want))
+	switch {
+	case len(others) == len(eps):
+		c = failed(CheckRuntimeMirror, fmt.Sprintf("%s sends %s pulls to %s, not the cache %s: containerd sends them the node's ECR token", hostsPath, m.Source, strings.Join(others, ", "), want),
+			"remove it and run: "+install)
+	case len(others) > 0:
+		c = failed(CheckRuntimeMirror, fmt.Sprintf("%s falls back to %s: an image the cache cannot serve is pulled from there with the node's ECR token", hostsPath, strings.Join(others, ", ")),
+			"make the cache the server too (no fallback): remove the file and run: "+install)
+		c.Advisory = true
+	}
+	c.fact("hostsToml", hostsPath)
+	c.fact("endpoints", strings.Join(eps, " "))
+	return c
 }

@@ -97,3 +97,67 @@ providers:
 		})
 	}
 }
+
+// TestRuntimeMirror: the doctor reads containerd's config_path and the
+// source's hosts.toml on the node, and fails a runtime that would send
+// the node's ECR token anywhere but the cache.
+func TestRuntimeMirror(t *testing.T) {
+	const (
+		cache    = "https://" + regHost + "/v2/docker-hub"
+		v2       = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
+		noFallbk = "server = \"" + cache + "\"\noverride_path = true\n[host.\"" + cache + "\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"
+	)
+	tests := []struct {
+		name          string
+		config, hosts string // "" leaves the file out
+		status        Status
+		advisory      bool
+		says          []string // in summary and remedy
+	}{
+		{name: "install's hosts.toml", config: v2, hosts: noFallbk, status: StatusOK, says: []string{"only to the cache"}},
+		{name: "fallback to Docker Hub", config: v2, hosts: "server = \"https://registry-1.docker.io\"\n[host.\"" + cache + "\"]\n  override_path = true\n",
+			status: StatusFail, advisory: true, says: []string{"falls back to https://registry-1.docker.io", "ECR token", "install --pull-through-cache docker.io=" + regHost + "/docker-hub"}},
+		{name: "no server: the default is the fallback", config: v2, hosts: "[host.\"" + cache + "\"]\n  override_path = true\n",
+			status: StatusFail, advisory: true, says: []string{"falls back to https://registry-1.docker.io"}},
+		{name: "another mirror", config: v2, hosts: "server = \"https://mirror.example.com\"\n",
+			status: StatusFail, says: []string{"not the cache", "https://mirror.example.com"}},
+		{name: "no hosts.toml", config: v2, status: StatusFail, says: []string{"/etc/containerd/certs.d/docker.io/hosts.toml", "from docker.io itself", "install --pull-through-cache"}},
+		{name: "no config_path", config: "version = 2\n", status: StatusFail,
+			says: []string{"reads no hosts.toml", "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			root := t.TempDir()
+			for p, c := range map[string]string{"etc/containerd/config.toml": tt.config, "etc/containerd/certs.d/docker.io/hosts.toml": tt.hosts} {
+				if c == "" {
+					continue
+				}
+				os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+				os.WriteFile(filepath.Join(root, p), []byte(c), 0o644)
+			}
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			os.WriteFile(cfg, []byte("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n- name: ecr-credential-provider\n  matchImages: [\"docker.io\"]\n  defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n  args: [\"--registry-map=docker.io="+regHost+"/docker-hub\"]\n"), 0o644)
+			o := w.options(t, "docker.io/library/app:v1")
+			o.ConfigPath, o.Root = cfg, root
+			rep, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mustCheck(t, rep, CheckRuntimeMirror)
+			if c.Status != tt.status || c.Advisory != tt.advisory {
+				t.Errorf("runtime-mirror %s (advisory %v), want %s (%v): %s", c.Status, c.Advisory, tt.status, tt.advisory, c.Summary)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(c.Summary+"\n"+c.Remedy, s) {
+					t.Errorf("runtime-mirror does not say %q:\n%s\n%s", s, c.Summary, c.Remedy)
+				}
+			}
+			// The image itself is cached and pullable: only a failure that
+			// is not advisory fails the verdict.
+			if want := tt.status == StatusOK || tt.advisory; rep.OK != want {
+				t.Errorf("verdict OK = %v, want %v: %s", rep.OK, want, rep.Verdict)
+			}
+		})
+	}
+}

@@ -76,6 +76,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !r.reg.ECR {
 		if c, ok := r.checkRegistryMap(); ok {
 			add(c)
+			add(r.checkRuntimeMirror())
 			if r.mapped != nil {
 				// The rest of the chain is the mapped ECR image's.
 				given := r.o.Image
@@ -151,6 +152,7 @@ var titles = map[string]string{
 	CheckLayerDownload:  "Layer download",
 	CheckPlugin:         "Installed plugin",
 	CheckRegistryMap:    "Registry map",
+	CheckRuntimeMirror:  "Runtime mirror",
 
 	CheckTokenAttributes: "Per-pod: tokenAttributes",
 	CheckAudienceRBAC:    "Per-pod: audience RBAC",
