@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
 func runInstall(ctx context.Context, env *Env, args []string) int {
@@ -21,6 +22,12 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&o.Config, "config", "", "the kubelet's --image-credential-provider-config (default: the distro's; "+nodesetup.DefaultConfig+" for kubeadm and systemd)")
 	fs.BoolVar(&o.Public, "public", false, "also match ECR Public images (public.ecr.aws)")
 	fs.StringVar(&o.Binary, "binary", "", "the binary to install (default: this executable)")
+	var mirrors []string
+	fs.Func("pull-through-cache", "SOURCE=ECRREGISTRY/PREFIX: pull SOURCE's images (docker.io, ghcr.io...) through an ECR pull-through cache: writes the runtime's mirror (containerd hosts.toml, or k3s/rke2 registries.yaml) with no fallback to SOURCE, and the map into the provider's args (repeatable)", func(v string) error {
+		mirrors = append(mirrors, v)
+		return nil
+	})
+	fs.BoolVar(&o.PullThroughCacheFallback, "pull-through-cache-fallback", false, "let the runtime fall back to the source registry when the cache cannot serve an image; the source registry is then sent the node's ECR token")
 	var pf providerFlags
 	pf.register(fs)
 	commonFlags(fs, &o, "write", "replace what install otherwise refuses to: an EKS AMI's binary, a provider config it cannot edit safely")
@@ -35,7 +42,19 @@ func runInstall(ctx context.Context, env *Env, args []string) int {
 		}
 		o.Distro = d
 	}
-	var err error
+	rules, err := registrymap.Parse(mirrors)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "install: --pull-through-cache: %v\n", err)
+		return 2
+	}
+	o.PullThroughCache = rules.Rules()
+	if o.PullThroughCacheFallback && len(mirrors) == 0 {
+		fmt.Fprintln(env.Stderr, "install: --pull-through-cache-fallback only applies with --pull-through-cache")
+		return 2
+	}
+	if o.PullThroughCacheFallback {
+		fmt.Fprintln(env.Stderr, "install: warning: --pull-through-cache-fallback: images the cache cannot serve are pulled from the source registry, which is then sent the node's ECR token")
+	}
 	if o.Provider, err = pf.options(); err == nil {
 		// Refuse what the config cannot hold before looking at the node.
 		_, err = providerconfig.Recommended(o.Provider)

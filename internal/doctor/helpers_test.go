@@ -275,6 +275,12 @@ func (f *fakeECR) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	case repo == "multi" && ref == platformDigest:
 		writeManifest(w, r, "application/vnd.oci.image.manifest.v1+json", imageManifest)
+	case repo == "docker-hub/library/app" && ref == "v1":
+		// Cached by the pull-through cache under prefix docker-hub.
+		writeManifest(w, r, "application/vnd.oci.image.manifest.v1+json", imageManifest)
+	case repo == "docker-hub/library/new":
+		// Not cached yet, and the caller may not import it.
+		regError(w, http.StatusForbidden, "DENIED", fmt.Sprintf("User: %s is not authorized to perform: ecr:BatchImportUpstreamImage on resource: arn:aws:ecr:%s:%s:repository/%s because no identity-based policy allows the ecr:BatchImportUpstreamImage action", principal, region, acctID, repo))
 	case repo != "app":
 		regError(w, http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", repo, acctID))
 	case ref != "v1":

@@ -36,6 +36,7 @@ type run struct {
 	eps      map[string]endpoint
 	tok      plugin.Token
 	tokOK    bool
+	mapped   *mapping
 	rc       *registryClient
 	loggedIn bool
 	blob     string // a digest to try the layer path with
@@ -71,6 +72,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, c := range r.checkWiring() {
 		add(c)
+	}
+	if !r.reg.ECR {
+		if c, ok := r.checkRegistryMap(); ok {
+			add(c)
+			add(r.checkRuntimeMirror())
+			if r.mapped != nil {
+				// The rest of the chain is the mapped ECR image's.
+				given := r.o.Image
+				r.o.Image = r.mapped.Image
+				img = r.checkImage()
+				r.o.Image = given
+				img.Summary = "mapped to " + r.mapped.Image + ": " + img.Summary
+				rep.Checks[0] = img
+			}
+		}
 	}
 	if o.ServiceAccount != "" {
 		for _, c := range r.checkServiceAccountPath(ctx) {
@@ -135,6 +151,8 @@ var titles = map[string]string{
 	CheckManifest:       "Manifest",
 	CheckLayerDownload:  "Layer download",
 	CheckPlugin:         "Installed plugin",
+	CheckRegistryMap:    "Registry map",
+	CheckRuntimeMirror:  "Runtime mirror",
 
 	CheckTokenAttributes: "Per-pod: tokenAttributes",
 	CheckAudienceRBAC:    "Per-pod: audience RBAC",
@@ -662,6 +680,9 @@ func (r *run) checkManifest(ctx context.Context) Check {
 func (r *run) manifestDenied(path string, res httpResult) Check {
 	code, msg := registryError(res.Body)
 	d, _ := ParseDenial(msg)
+	if r.mapped != nil && r.mapped.Prefix != "" && slices.Contains(CacheActions, d.Action) {
+		return r.cacheMiss(fmt.Sprintf("GET %s answered %d %s: %s", path, res.Status, code, msg), d.Action)
+	}
 	if d.Action == "" {
 		d.Action = "ecr:BatchGetImage"
 	}
@@ -715,8 +736,10 @@ func (r *run) manifestMissing(path string, res httpResult) Check {
 		where = "--region us-east-1"
 	}
 	var c Check
-	switch code {
-	case "NAME_UNKNOWN":
+	switch {
+	case code == "NAME_UNKNOWN" && r.mapped != nil && r.mapped.Prefix != "":
+		c = r.cacheMiss(fmt.Sprintf("repository %s does not exist in the pull-through cache yet (%s: %s)", r.ref.Repo, code, msg), "")
+	case code == "NAME_UNKNOWN":
 		c = failed(CheckManifest, fmt.Sprintf("repository %s does not exist (%s: %s)", r.ref.Repo, code, msg),
 			fmt.Sprintf("check the repository name, account and region in the image name: aws ecr describe-repositories %s; an image pushed to another region must be replicated", where))
 	default:

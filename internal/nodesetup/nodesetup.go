@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
 // Paths install uses for kubeadm and plain systemd nodes, which have no
@@ -62,6 +63,12 @@ type Options struct {
 	Force bool
 	// Restart restarts the kubelet's service after a change.
 	Restart bool
+	// PullThroughCache maps source registries to ECR pull-through caches:
+	// the provider gets the map, and the runtime a mirror for each source.
+	PullThroughCache []registrymap.Rule
+	// PullThroughCacheFallback lets the runtime fall back to the source
+	// registry, which then gets the node's ECR token.
+	PullThroughCacheFallback bool
 	// Systemctl runs systemctl with args; nil execs systemctl itself (only
 	// allowed with Root "/", as it acts on this machine).
 	Systemctl func(ctx context.Context, args ...string) error
@@ -181,6 +188,9 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 		if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
 			return nil, "", usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
 		}
+		if len(o.PullThroughCache) > 0 {
+			return nil, "", usageErrorf("--pull-through-cache is not supported on EKS nodes yet: the AMI owns containerd's config and the provider's; set up the hosts.toml and the provider's --registry-map by hand")
+		}
 		if w, err = planEKS(n, binary, o.Public); err != nil {
 			return nil, "", err
 		}
@@ -196,10 +206,19 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 			return nil, "", err
 		}
 		res.Notes = append(res.Notes, notes...)
-		changes = []change{
-			{Path: path.Join(binDir, providerconfig.DefaultName), Data: binary, Mode: 0o755, Binary: true, Role: roleBinary},
-			{Path: config, Data: cfg, Mode: 0o644, Role: roleConfig},
+		if cfg, err = withMap(config, cfg, o.PullThroughCache, droppedRules(m, o.PullThroughCache)); err != nil {
+			return nil, "", err
 		}
+		mirrors, notes, err := planMirrors(n, m, res.Distro, o)
+		if err != nil {
+			return nil, "", err
+		}
+		res.Notes = append(res.Notes, notes...)
+		// The mirrors go in before the config that maps their sources: the
+		// kubelet must never send an ECR token for a source the runtime
+		// still fetches from the source registry itself.
+		changes = append([]change{{Path: path.Join(binDir, providerconfig.DefaultName), Data: binary, Mode: 0o755, Binary: true, Role: roleBinary}}, mirrors...)
+		changes = append(changes, change{Path: config, Data: cfg, Mode: 0o644, Role: roleConfig})
 		switch res.Distro {
 		case K3s, RKE2:
 			w, err = planRancher(n, res.Distro, binDir, config, changes)
@@ -213,7 +232,11 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 	changes = append(changes, w.Changes...)
 	res.Notes = append(res.Notes, w.Notes...)
 
-	p, err := planInstall(n, m, manifest{Version: manifestVersion, Distro: res.Distro, Service: w.Service, BinDir: binDir, Config: config}, changes)
+	var rules []string
+	for _, r := range o.PullThroughCache {
+		rules = append(rules, r.String())
+	}
+	p, err := planInstall(n, m, manifest{Version: manifestVersion, Distro: res.Distro, Service: w.Service, BinDir: binDir, Config: config, Mirrors: rules}, changes)
 	if err != nil {
 		return nil, "", err
 	}

@@ -34,6 +34,9 @@ type manifest struct {
 	Files   []manifestFile `json:"files"`
 	// Dirs are the directories install created, outermost first.
 	Dirs []string `json:"dirs,omitempty"`
+	// Mirrors are the pull-through cache rules install put in the
+	// provider's args and the runtime's mirrors.
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 type manifestFile struct {
@@ -479,6 +482,14 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 	case f.Role == roleConfig:
 		data, changed, empty, err := withoutOurProvider(f.Path, cur.Data)
 		return edit(data, changed, empty, err)
+	case f.Role == roleMirror && len(f.Keys) > 0:
+		var rules []string
+		if m != nil {
+			rules = m.Mirrors
+		}
+		return edit(withoutMirrors(f.Path, cur.Data, f.Keys, rules))
+	case f.Role == roleMirror:
+		return nil, fmt.Sprintf("%s was edited since install wrote it, so it was left in place: containerd still fetches its registry's images from the ECR pull-through cache; remove it yourself if that is no longer wanted, or pass --force", f.Path), nil
 	case f.Var != "" && f.Path == ourDropIn:
 		base, err := baseExtraArgs(n)
 		if err != nil {
@@ -544,10 +555,12 @@ func isBinary(p string, data []byte) bool {
 	return path.Base(p) == providerconfig.DefaultName || slices.Contains(data, 0)
 }
 
-// roleOrder undoes the wiring first, then the config, then the binary:
+// roleOrder undoes the wiring first, then the config, then the runtime's
+// mirrors (the config's map goes before them, so no token is sent for a
+// source pulled from the source registry), then the binary:
 // a crash between any two steps leaves the kubelet pointed only at what
 // is still there.
-var roleOrder = map[string]int{roleWiring: 0, roleConfig: 1, roleBinary: 2}
+var roleOrder = map[string]int{roleWiring: 0, roleConfig: 1, roleMirror: 2, roleBinary: 3}
 
 // planUninstall undoes every recorded file, then removes the record, the
 // backups and the directories install created (those left empty). keep

@@ -77,6 +77,10 @@ func TestRandomSequences(t *testing.T) {
 
 func newSeq(t *testing.T, fixture string, seed uint64) *seqState {
 	root := nodeRoot(t, fixture)
+	if fixture != "k3s" && fixture != "k3s-manual" && fixture != "rke2" && fixture != "eks-al2023" {
+		// containerd reads hosts.toml there: --pull-through-cache can run.
+		writeFile(t, root, containerdConfig, containerdV2)
+	}
 	s := &seqState{t: t, rng: rand.New(rand.NewPCG(seed, uint64(len(fixture)))), root: root, fixture: fixture, edited: map[string]bool{}}
 	s.original = snapshot(t, root)
 	n, err := openNodeFS(root)
@@ -105,6 +109,15 @@ func (s *seqState) options(bins []string) Options {
 	case 1:
 		o.Config = "/etc/ecr/provider.yaml"
 	}
+	switch s.rng.IntN(4) {
+	case 0:
+		o.PullThroughCache = rules(s.t, ptcRule)
+	case 1:
+		o.PullThroughCache = rules(s.t, ptcRule, ptcGHCR)
+	}
+	// k3s and rke2 fixtures have no disable-default-registry-endpoint:
+	// without the fallback, install refuses there.
+	o.PullThroughCacheFallback = len(o.PullThroughCache) > 0 && s.rng.IntN(2) == 0
 	return o
 }
 
@@ -138,7 +151,7 @@ func (s *seqState) step(bins []string) {
 }
 
 func short(o Options) string {
-	return fmt.Sprintf("bin=%s config=%s public=%v binary=%s", o.BinDir, o.Config, o.Public, filepath.Base(filepath.Dir(o.Binary)))
+	return fmt.Sprintf("bin=%s config=%s public=%v binary=%s cache=%v fallback=%v", o.BinDir, o.Config, o.Public, filepath.Base(filepath.Dir(o.Binary)), o.PullThroughCache, o.PullThroughCacheFallback)
 }
 
 // crash runs install or uninstall and kills it (a panic the test
@@ -190,6 +203,11 @@ func (s *seqState) edit() {
 	switch {
 	case f.Role == roleBinary:
 		s.log = append(s.log, "edit: leave binary "+f.Path)
+		return
+	case f.Role == roleMirror && len(f.Keys) == 0:
+		// An edited hosts.toml is the operator's to remove (uninstall
+		// keeps it and says so; TestPullThroughCacheKeepsOperatorFiles).
+		s.log = append(s.log, "edit: leave hosts.toml "+f.Path)
 		return
 	case f.Role == roleConfig:
 		// Another provider, with its binary: it must outlive ours.

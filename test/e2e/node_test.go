@@ -43,6 +43,7 @@ for p in /var/lib /var/log /run; do
 done
 mkdir -p /var/lib/kubelet/device-plugins /var/log/containers /var/log/pods
 mount --bind "$D/ns/resolv.conf" /etc/resolv.conf
+if [ -e "$D/ns/hosts" ]; then mount --bind "$D/ns/hosts" /etc/hosts; fi
 for f in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
 	if [ -e "/proc/sys/$f" ]; then
 		s="$D/ns/sysctl-$(echo "$f" | tr / -)"
@@ -67,6 +68,13 @@ type nodeSpec struct {
 	// alone: a kubelet registered to an API server stays NotReady (and
 	// its node tainted) without one, while host networking stays untouched.
 	loopbackCNI bool
+	// certsDir is containerd's registry config_path; "" is certs.d in
+	// the node's directory, where registries' hosts.toml files go.
+	certsDir string
+	// hosts is /etc/hosts inside the node ("": the machine's), and env
+	// more of containerd's environment (SSL_CERT_FILE for a test CA).
+	hosts string
+	env   []string
 }
 
 // startNodeWith starts containerd as spec says and imports the pause image.
@@ -94,6 +102,13 @@ func startNodeWith(t *testing.T, a artifacts, spec nodeSpec) *node {
 [host."http://%[1]s"]
   capabilities = ["pull", "resolve"]
 `, addr))
+	}
+	if spec.hosts != "" {
+		n.write("ns/hosts", spec.hosts)
+	}
+	certsDir := spec.certsDir
+	if certsDir == "" {
+		certsDir = filepath.Join(n.dir, "certs.d")
 	}
 	if spec.loopbackCNI {
 		b, err := os.ReadFile(loopbackCNIPlugin)
@@ -143,10 +158,10 @@ disabled_plugins = [
     bin_dir = "%[1]s/cni/bin"
     conf_dir = "%[1]s/cni/conf"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "%[1]s/certs.d"
-`, n.dir, pauseImage))
+    config_path = "%[3]s"
+`, n.dir, pauseImage, certsDir))
 
-	env := append(baseEnv(), "TMPDIR="+filepath.Join(n.dir, "tmp"))
+	env := append(append(baseEnv(), "TMPDIR="+filepath.Join(n.dir, "tmp")), spec.env...)
 	n.ns = startProc(t, "containerd", filepath.Join(n.dir, "containerd.log"), env,
 		"unshare", "--mount", "--propagation", "slave", "--pid", "--fork", "--mount-proc", "--kill-child",
 		"--", "/bin/sh", "-c", nodeScript, "sh", n.dir)

@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,33 +90,48 @@ func (h *hubStandIn) requests() []string {
 	return append([]string(nil), h.reqs...)
 }
 
-// mapHostsToml is what the README tells operators to write for a pull-through
-// cache: the ECR registry as both server and host, so that containerd has
-// no fallback to Docker Hub. With fallback, Docker Hub is the server.
-func mapHostsToml(ecr, hub string, fallback bool) string {
-	server := ecr
-	if fallback {
-		server = hub
+// registryFront stands in for the internet a node reaches registries
+// on: HTTPS on 127.0.0.1:443 (the port install's hosts.toml implies), with
+// a certificate for every host in routes from a test CA the node's
+// containerd trusts, passing each request on to the local server that
+// plays that host.
+func registryFront(t *testing.T, dir string, routes map[string]string) (caFile string) {
+	t.Helper()
+	p := newPKI(t, dir)
+	var names []string
+	proxies := map[string]http.Handler{}
+	for host, backend := range routes {
+		names = append(names, host)
+		proxies[host] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
 	}
-	return fmt.Sprintf(`server = %q
-override_path = %v
-
-[host.%q]
-  capabilities = ["pull", "resolve"]
-  override_path = true
-`, server, !fallback, ecr)
+	kp := p.issue("registry-front", &x509.Certificate{
+		Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	ln, err := tls.Listen("tcp", "127.0.0.1:443", &tls.Config{Certificates: []tls.Certificate{kp.TLS}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("the registry front needs 127.0.0.1:443 (the port ECR and Docker Hub are reached on): %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := proxies[r.Host]
+		if !ok {
+			http.Error(w, "no such host here: "+r.Host, http.StatusBadGateway)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return p.CAFile
 }
 
-// mapProviderConfig is our provider for ECR and docker.io, with the map in
-// its args when withMap is set.
-func mapProviderConfig(env []string, withMap bool) string {
+// unmappedProviderConfig is our provider for ECR and docker.io without a
+// map: the kubelet asks for docker.io, and the plugin must refuse.
+func unmappedProviderConfig(env []string) string {
 	var b strings.Builder
 	b.WriteString("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n")
 	b.WriteString("- name: ecr-credential-provider\n  matchImages: [\"*.dkr.ecr.*.amazonaws.com\", \"docker.io\"]\n")
 	b.WriteString("  defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n")
-	if withMap {
-		fmt.Fprintf(&b, "  args: [%q]\n", "--registry-map="+mapEntry)
-	}
 	b.WriteString("  env:\n")
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -134,19 +155,55 @@ func TestRegistryMap(t *testing.T) {
 	if err := img.push(reg.addr, mappedPrefix+"/"+mappedRepo, demoTag, "AWS", registryPassword); err != nil {
 		t.Fatalf("pushing the mapped image: %v\n%s", err, reg.proc.logTail(20))
 	}
-	binDir := pluginBinDir(t, a)
 	kubelet := kubeletBinary(t, newestVersion(kubeletVersions()))
-	ecrURL := "http://" + reg.addr + "/v2/" + mappedPrefix
 
+	// Each node gets its mirror from 'install --pull-through-cache' on a
+	// kubeadm node tree whose containerd config names the node's
+	// config_path; containerd reaches the ECR registry and Docker Hub by
+	// their real names, at the registry front.
 	start := func(t *testing.T, emu *awsemu.Server, hub *hubStandIn, withMap, fallback bool, pods map[string]string) *node {
-		n := startNode(t, a, ecrHost, reg.addr)
-		n.registries = []string{reg.proc.log}
-		if err := os.MkdirAll(filepath.Join(n.dir, "certs.d", "docker.io"), 0o755); err != nil {
+		root := kubeadmNodeTree(t)
+		if err := os.MkdirAll(filepath.Join(root, "etc/containerd"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		n.write(filepath.Join("certs.d", "docker.io", "hosts.toml"), mapHostsToml(ecrURL, "http://"+hub.addr, fallback))
-		n.startKubelet(kubeletOptions{bin: kubelet, pods: pods, pluginBinDir: binDir,
-			providerConfig: mapProviderConfig(pluginEnv(t, emu, n.dir), withMap)})
+		if err := os.WriteFile(filepath.Join(root, "etc/containerd/config.toml"), []byte("version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := pluginEnv(t, emu, shortTempDir(t, "e2e-plugin-"))
+		args := []string{"install", "--root", root, "--binary", a.plugin, "--pull-through-cache", mapEntry}
+		if fallback {
+			args = append(args, "--pull-through-cache-fallback")
+		}
+		for _, kv := range env {
+			args = append(args, "--env", kv)
+		}
+		out, err := exec.Command(a.plugin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("install --pull-through-cache: %v\n%s", err, out)
+		}
+		if got := strings.Contains(string(out), "WARNING"); got != fallback {
+			t.Errorf("install warned of the fallback: %v, want %v:\n%s", got, fallback, out)
+		}
+		hostsToml, err := os.ReadFile(filepath.Join(root, "etc/containerd/certs.d/docker.io/hosts.toml"))
+		if err != nil {
+			t.Fatalf("install wrote no hosts.toml for docker.io: %v\n%s", err, out)
+		}
+		t.Logf("install's hosts.toml:\n%s", hostsToml)
+		w := readWiring(t, root)
+		ca := registryFront(t, shortTempDir(t, "e2e-front-"), map[string]string{ecrHost: reg.addr, "registry-1.docker.io": hub.addr})
+		n := startNodeWith(t, a, nodeSpec{
+			certsDir: filepath.Join(root, "etc/containerd/certs.d"),
+			hosts:    "127.0.0.1 localhost " + ecrHost + " registry-1.docker.io\n",
+			env:      []string{"SSL_CERT_FILE=" + ca},
+		})
+		n.registries = []string{reg.proc.log}
+		o := kubeletOptions{bin: kubelet, pods: pods, pluginBinDir: filepath.Join(root, w.BinDir.Value)}
+		if withMap {
+			o.providerPath = filepath.Join(root, w.Config.Value)
+		} else {
+			o.providerConfig = unmappedProviderConfig(env)
+		}
+		n.startKubelet(o)
 		return n
 	}
 	pullFailed := func(n *node, ref string) func() bool {
