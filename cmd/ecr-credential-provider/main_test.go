@@ -575,3 +575,27 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Fatal("printing the version called AWS")
 	}
 }
+
+// Every plugin call runs the init of every package the binary links, and
+// touching an init's code maps the pages around it into the process. The
+// operator commands' packages must therefore do no work at start-up (no
+// map literals, no regexps, no sync.OnceValue calls in package-level
+// vars): GODEBUG=inittrace=1 lists only packages whose init does some.
+func TestOperatorPackagesDoNoInitWork(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+	pkgs := initTrace(string(out))
+	if !slices.Contains(pkgs, "github.com/kubecred/ecr-credential-provider/internal/fastpath") {
+		t.Fatalf("no init trace in the output (GODEBUG ignored?):\n%s", out)
+	}
+	for _, p := range []string{"doctor", "nodesetup", "kubeletwiring", "kubeapi", "noderbac", "lazyregexp"} {
+		if p = "github.com/kubecred/ecr-credential-provider/internal/" + p; slices.Contains(pkgs, p) {
+			t.Errorf("%s does work in its init, in every plugin call; build its package-level values lazily or statically", p)
+		}
+	}
+}

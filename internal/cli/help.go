@@ -116,6 +116,11 @@ kubelet's token request, the plugin is never called, and the pull gets 401.`,
 
 // newFlagSet returns the flag set of the command name. Parse errors go to
 // stderr; -h prints nothing there: parseFailed prints the help to stdout.
+//
+// Not inlined (go:noinline): it has a dozen call sites, and one out-of-line copy
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func newFlagSet(env *Env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)

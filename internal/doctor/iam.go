@@ -3,12 +3,11 @@ package doctor
 import (
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/aws/smithy-go"
 	"github.com/kubecred/ecr-credential-provider/internal/arn"
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 )
 
 // Managed policies that grant what a node needs to pull.
@@ -34,22 +33,18 @@ type Denial struct {
 // The patterns compile on first use: this package is linked into the
 // plugin, and package-level regexps would cost every plugin call.
 var (
-	deniedRe = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`User: (\S+) is not authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9*]+)(?: on resource: (\S+))?(?: (?:because|with) (.*?))?\.?$`)
-	})
-	actionRe = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`not authorized to perform:? ([A-Za-z0-9-]+:[A-Za-z0-9*]+)`)
-	})
+	deniedRe = lazyregexp.New(`User: (\S+) is not authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9*]+)(?: on resource: (\S+))?(?: (?:because|with) (.*?))?\.?$`)
+	actionRe = lazyregexp.New(`not authorized to perform:? ([A-Za-z0-9-]+:[A-Za-z0-9*]+)`)
 )
 
 // ParseDenial reads an AWS AccessDenied message (ECR's JSON errors, STS's
 // XML errors and the registry's DENIED errors all use the same sentence).
 func ParseDenial(msg string) (Denial, bool) {
 	msg = strings.TrimSpace(msg)
-	if m := deniedRe().FindStringSubmatch(msg); m != nil {
+	if m := deniedRe.FindStringSubmatch(msg); m != nil {
 		return Denial{Principal: m[1], Action: m[2], Resource: m[3], Why: m[4]}, true
 	}
-	if m := actionRe().FindStringSubmatch(msg); m != nil {
+	if m := actionRe.FindStringSubmatch(msg); m != nil {
 		return Denial{Action: m[1]}, true
 	}
 	return Denial{}, false

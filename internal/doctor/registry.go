@@ -15,12 +15,10 @@ import (
 
 // manifestAccept is what containerd asks for: OCI and Docker, single and
 // multi-platform.
-var manifestAccept = strings.Join([]string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-}, ", ")
+const manifestAccept = "application/vnd.oci.image.index.v1+json, " +
+	"application/vnd.oci.image.manifest.v1+json, " +
+	"application/vnd.docker.distribution.manifest.list.v2+json, " +
+	"application/vnd.docker.distribution.manifest.v2+json"
 
 // registryClient talks the distribution API to one registry with one set of
 // credentials, through the doctor's resolver and dialer.

@@ -21,7 +21,19 @@ const (
 const Legend = markOK + " passed   " + markFail + " failed: a pull fails because of it   " +
 	markAdvisory + " failed, but a pull still works without it   " + markSkip + " skipped: the reason follows"
 
-var marks = map[Status]string{StatusOK: markOK, StatusFail: markFail, StatusSkip: markSkip}
+// statusMark is the mark of a status (a switch: a map would be built at
+// every plugin start).
+func statusMark(st Status) string {
+	switch st {
+	case StatusOK:
+		return markOK
+	case StatusFail:
+		return markFail
+	case StatusSkip:
+		return markSkip
+	}
+	return ""
+}
 
 // WriteText prints the report for a person: one line per check, a fix
 // under each failure, then the verdict.
@@ -37,7 +49,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		if c.Status == StatusSkip {
 			summary = "skipped: " + summary
 		}
-		mark := marks[c.Status]
+		mark := statusMark(c.Status)
 		if c.Status == StatusFail && c.Advisory {
 			mark = markAdvisory
 		}

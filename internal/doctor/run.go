@@ -135,44 +135,81 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-var titles = map[string]string{
-	CheckImage:          "Image",
-	CheckKubelet:        "Kubelet wiring",
-	CheckProviderConfig: "Provider config",
-	CheckProviderMatch:  "Provider match",
-	CheckProviderBinary: "Provider binary",
-	CheckCredentials:    "AWS credentials",
-	CheckIdentity:       "AWS identity",
-	CheckNetECRAPI:      "Network: ECR API",
-	CheckNetRegistry:    "Network: registry",
-	CheckNetLayers:      "Network: S3 layers",
-	CheckAuthToken:      "GetAuthorizationToken",
-	CheckRegistry:       "Registry login",
-	CheckManifest:       "Manifest",
-	CheckLayerDownload:  "Layer download",
-	CheckPlugin:         "Installed plugin",
-	CheckRegistryMap:    "Registry map",
-	CheckRuntimeMirror:  "Runtime mirror",
-
-	CheckTokenAttributes: "Per-pod: tokenAttributes",
-	CheckAudienceRBAC:    "Per-pod: audience RBAC",
-	CheckServiceAccount:  "Per-pod: service account",
-	CheckWebIdentity:     "Per-pod: web identity",
-	CheckPodAuthToken:    "Per-pod: role's ECR token",
+// title is a check's title. A switch, not a map: a map literal would be
+// built by the package's init in every plugin call.
+func title(id string) string {
+	switch id {
+	case CheckImage:
+		return "Image"
+	case CheckKubelet:
+		return "Kubelet wiring"
+	case CheckProviderConfig:
+		return "Provider config"
+	case CheckProviderMatch:
+		return "Provider match"
+	case CheckProviderBinary:
+		return "Provider binary"
+	case CheckCredentials:
+		return "AWS credentials"
+	case CheckIdentity:
+		return "AWS identity"
+	case CheckNetECRAPI:
+		return "Network: ECR API"
+	case CheckNetRegistry:
+		return "Network: registry"
+	case CheckNetLayers:
+		return "Network: S3 layers"
+	case CheckAuthToken:
+		return "GetAuthorizationToken"
+	case CheckRegistry:
+		return "Registry login"
+	case CheckManifest:
+		return "Manifest"
+	case CheckLayerDownload:
+		return "Layer download"
+	case CheckPlugin:
+		return "Installed plugin"
+	case CheckRegistryMap:
+		return "Registry map"
+	case CheckRuntimeMirror:
+		return "Runtime mirror"
+	case CheckTokenAttributes:
+		return "Per-pod: tokenAttributes"
+	case CheckAudienceRBAC:
+		return "Per-pod: audience RBAC"
+	case CheckServiceAccount:
+		return "Per-pod: service account"
+	case CheckWebIdentity:
+		return "Per-pod: web identity"
+	case CheckPodAuthToken:
+		return "Per-pod: role's ECR token"
+	}
+	return ""
 }
 
+// newCheck, passed, skipped, failed and fact are not inlined (go:noinline):
+// the checks call them from some 300 places, and one out-of-line copy each
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func newCheck(id string, st Status, summary string) Check {
-	return Check{ID: id, Title: titles[id], Status: st, Summary: summary}
+	return Check{ID: id, Title: title(id), Status: st, Summary: summary}
 }
 
+//go:noinline
 func passed(id, summary string) Check { return newCheck(id, StatusOK, summary) }
+
+//go:noinline
 func skipped(id, reason string) Check { return newCheck(id, StatusSkip, reason) }
+
+//go:noinline
 func failed(id, summary, remedy string) Check {
 	c := newCheck(id, StatusFail, summary)
 	c.Remedy = remedy
 	return c
 }
 
+//go:noinline
 func (c *Check) fact(k, v string) {
 	if v == "" {
 		return
@@ -499,7 +536,7 @@ func (r *run) checkAuthToken(ctx context.Context) Check {
 		return c
 	}
 	if p, ok := r.probes[roleAPI]; ok && !p.ok() && r.proxyFor() == "" {
-		return skipped(CheckAuthToken, "the ECR API endpoint is unreachable (see "+titles[CheckNetECRAPI]+")")
+		return skipped(CheckAuthToken, "the ECR API endpoint is unreachable (see "+title(CheckNetECRAPI)+")")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*r.o.CheckTimeout)
 	defer cancel()
@@ -604,7 +641,7 @@ func awsErrorRemedy(err error, action string) string {
 func (r *run) checkRegistryAuth(ctx context.Context) Check {
 	ep := r.eps[roleRegistry]
 	if p, ok := r.probes[roleRegistry]; ok && !p.ok() {
-		return skipped(CheckRegistry, "the registry is unreachable (see "+titles[CheckNetRegistry]+")")
+		return skipped(CheckRegistry, "the registry is unreachable (see "+title(CheckNetRegistry)+")")
 	}
 	if !r.tokOK && !r.reg.Public {
 		return skipped(CheckRegistry, "no authorization token")

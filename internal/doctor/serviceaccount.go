@@ -72,7 +72,7 @@ func (r *run) checkServiceAccountPath(ctx context.Context) []Check {
 // ECR permissions of its own, the node's do not count.
 func (r *run) checkPodAuthToken(ctx context.Context, s *saRun) Check {
 	if !s.assumed {
-		return skipped(CheckPodAuthToken, "the role was not assumed (see "+titles[CheckWebIdentity]+")")
+		return skipped(CheckPodAuthToken, "the role was not assumed (see "+title(CheckWebIdentity)+")")
 	}
 	if !r.reg.ECR {
 		return skipped(CheckPodAuthToken, "not an ECR image")
@@ -86,7 +86,7 @@ func (r *run) checkPodAuthToken(ctx context.Context, s *saRun) Check {
 	t, err := s.aws.AuthToken(cctx)
 	if err != nil {
 		c := r.tokenFailure(err, action, s.roleARN)
-		c.ID, c.Title = CheckPodAuthToken, titles[CheckPodAuthToken]
+		c.ID, c.Title = CheckPodAuthToken, title(CheckPodAuthToken)
 		return c
 	}
 	r.secrets.add(t.Password)
@@ -97,7 +97,7 @@ func (r *run) checkPodAuthToken(ctx context.Context, s *saRun) Check {
 
 func (r *run) checkTokenAttributes(s *saRun) Check {
 	if len(r.wiring.matching) == 0 {
-		return skipped(CheckTokenAttributes, "no provider config matches the image (see "+titles[CheckProviderMatch]+"); assuming audience "+s.audience)
+		return skipped(CheckTokenAttributes, "no provider config matches the image (see "+title(CheckProviderMatch)+"); assuming audience "+s.audience)
 	}
 	p := r.wiring.matching[0]
 	s.provider = &p
@@ -281,7 +281,7 @@ func (r *run) serviceAccountToken(ctx context.Context, s *saRun) (string, *Check
 
 func (r *run) checkWebIdentity(ctx context.Context, s *saRun) Check {
 	if s.roleARN == "" {
-		return skipped(CheckWebIdentity, "no role to assume (see "+titles[CheckServiceAccount]+")")
+		return skipped(CheckWebIdentity, "no role to assume (see "+title(CheckServiceAccount)+")")
 	}
 	tok, c := r.serviceAccountToken(ctx, s)
 	if c != nil {

@@ -2,9 +2,9 @@ package kubeletwiring
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
+
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 )
 
 // EnvAssign is one KEY=VALUE assignment of a systemd EnvironmentFile, with
@@ -20,7 +20,7 @@ type EnvAssign struct {
 
 // Regexps compile on first use: this package is linked into the plugin,
 // whose every call would otherwise pay for compiling them at start-up.
-var envKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+var envKeyRe = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ParseEnvFile reads a file in the syntax systemd's EnvironmentFile= takes
 // (the state machine of systemd's parse_env_file_internal): KEY=VALUE lines,
@@ -60,7 +60,7 @@ func ParseEnvFile(name string, data []byte) ([]EnvAssign, error) {
 		if trimTo >= 0 {
 			vs = vs[:trimTo]
 		}
-		if !envKeyRe().MatchString(ks) {
+		if !envKeyRe.MatchString(ks) {
 			return fmt.Errorf("%s:%d: %q is not a valid environment variable name", name, keyLine, ks)
 		}
 		out = append(out, EnvAssign{Key: ks, Value: vs, Line: keyLine, Start: start, End: end})

@@ -250,7 +250,7 @@ func (u *Unit) Environment(fsys FS) (map[string]EnvValue, []EnvFileRef, error) {
 		}
 		for _, w := range words {
 			k, v, ok := strings.Cut(w, "=")
-			if !ok || !envKeyRe().MatchString(k) {
+			if !ok || !envKeyRe.MatchString(k) {
 				continue
 			}
 			env[k] = EnvValue{Value: v, From: s.Where()}
@@ -305,7 +305,7 @@ type ExpandedWord struct {
 func Expand(words []string, env map[string]EnvValue, execFrom string) []ExpandedWord {
 	var out []ExpandedWord
 	for _, w := range words {
-		if name, ok := strings.CutPrefix(w, "$"); ok && envKeyRe().MatchString(name) {
+		if name, ok := strings.CutPrefix(w, "$"); ok && envKeyRe.MatchString(name) {
 			v := env[name]
 			for _, f := range strings.Fields(v.Value) {
 				out = append(out, ExpandedWord{Word: f, From: v.From, Var: name})

@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 )
 
 // FS reads a node's files by the paths the node sees.
@@ -356,9 +356,7 @@ func ParseFeatureGates(s string) map[string]bool {
 	return out
 }
 
-var versionImageRe = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?m)^\s*-?\s*image:\s*["']?\S*/(?:kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy):(v1\.\d+\.\d+)`)
-})
+var versionImageRe = lazyregexp.New(`(?m)^\s*-?\s*image:\s*["']?\S*/(?:kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy):(v1\.\d+\.\d+)`)
 
 // versionHints reads the Kubernetes versions the static pods in dir run
 // (a control-plane node's kubelet is of the same minor, give or take one).
@@ -375,7 +373,7 @@ func versionHints(fsys FS, dir string) []Value {
 		if err != nil || !ok {
 			continue
 		}
-		if m := versionImageRe().FindSubmatch(data); m != nil {
+		if m := versionImageRe.FindSubmatch(data); m != nil {
 			out = append(out, Value{string(m[1]), p})
 		}
 	}

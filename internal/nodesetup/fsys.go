@@ -141,6 +141,11 @@ func (n *nodeFS) read(p string) (fileState, error) {
 }
 
 // exists reports whether p exists (after following symlinks).
+//
+// Not inlined (go:noinline): it has a dozen call sites, and one out-of-line copy
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func (n *nodeFS) exists(p string) bool {
 	_, err := n.stat(p)
 	return err == nil

@@ -8,12 +8,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecred/ecr-credential-provider/internal/containerdhosts"
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
@@ -232,13 +232,13 @@ func planRegistriesYAML(n *nodeFS, m *manifest, d Distro, o Options) ([]change, 
 	return []change{{Path: p, Data: data, Role: roleMirror, Keys: keys}}, notes, nil
 }
 
-var mirrorsKeyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^mirrors[ \t]*:[ \t]*(#.*)?\r?$`) })
+var mirrorsKeyRe = lazyregexp.New(`^mirrors[ \t]*:[ \t]*(#.*)?\r?$`)
 
 // mirrorsBlock finds the top-level "mirrors:" line and the lines of its
 // block (up to the next line in column 0 that is not a comment), and the
 // indentation of its entries ("" when it has none yet).
 func mirrorsBlock(lines []string) (at, end int, indent string) {
-	at = slices.IndexFunc(lines, func(l string) bool { return mirrorsKeyRe().MatchString(strings.TrimSuffix(l, "\n")) })
+	at = slices.IndexFunc(lines, func(l string) bool { return mirrorsKeyRe.MatchString(strings.TrimSuffix(l, "\n")) })
 	if at < 0 {
 		return -1, -1, ""
 	}

@@ -79,6 +79,10 @@ type UsageError struct{ msg string }
 
 func (e *UsageError) Error() string { return e.msg }
 
+// Not inlined (go:noinline): it has two dozen call sites, and one out-of-line copy
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func usageErrorf(format string, a ...any) error { return &UsageError{fmt.Sprintf(format, a...)} }
 
 // Action is one change to the node.
@@ -529,8 +533,16 @@ func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, s
 }
 
 // services are the only units install ever restarts; the install record
-// is checked against them, so a tampered record cannot name another.
-var services = map[string]bool{"kubelet": true, "k3s": true, "k3s-agent": true, "rke2-server": true, "rke2-agent": true}
+// is checked against them, so a tampered record cannot name another. A
+// switch, not a map: a map literal would be built by the package's init in
+// every plugin call.
+func isService(name string) bool {
+	switch name {
+	case "kubelet", "k3s", "k3s-agent", "rke2-server", "rke2-agent":
+		return true
+	}
+	return false
+}
 
 func restartCommands(units bool, service string) []string {
 	var cmds []string

@@ -110,7 +110,7 @@ func loadManifest(n *nodeFS) (*manifest, error) {
 	if m.Version != manifestVersion && m.Version != 1 {
 		return nil, bad(fmt.Sprintf("version %d is not one this binary knows (%d)", m.Version, manifestVersion))
 	}
-	if !services[m.Service] {
+	if !isService(m.Service) {
 		return nil, bad(fmt.Sprintf("service %q is not one install manages", m.Service))
 	}
 	for i, f := range m.Files {
@@ -509,7 +509,7 @@ func undoFile(n *nodeFS, m *manifest, f manifestFile, force bool) (ops []op, kep
 // ourLines are the lines install writes around its settings in files it
 // creates: a file with nothing else left in it is install's to remove.
 var ourLines = []string{
-	envFileHeader, strings.TrimSpace(addedComment), "[Service]",
+	envFileHeader, addedCommentLine, "[Service]",
 	"# Written by 'ecr-credential-provider install'; 'ecr-credential-provider uninstall' removes it.",
 	"# kubelet.service's ExecStart expands $" + extraArgsVar + "; this adds the image",
 	"# credential provider flags to it.",
@@ -560,7 +560,19 @@ func isBinary(p string, data []byte) bool {
 // source pulled from the source registry), then the binary:
 // a crash between any two steps leaves the kubelet pointed only at what
 // is still there.
-var roleOrder = map[string]int{roleWiring: 0, roleConfig: 1, roleMirror: 2, roleBinary: 3}
+// A switch, not a map: a map literal would be built by the package's init
+// in every plugin call.
+func roleOrder(role string) int {
+	switch role {
+	case roleConfig:
+		return 1
+	case roleMirror:
+		return 2
+	case roleBinary:
+		return 3
+	}
+	return 0 // roleWiring
+}
 
 // planUninstall undoes every recorded file, then removes the record, the
 // backups and the directories install created (those left empty). keep
@@ -571,7 +583,7 @@ func planUninstall(n *nodeFS, m *manifest, force bool, keep map[string]string) (
 	var node, internal []op
 	var left []manifestFile
 	files := slices.Clone(m.Files)
-	slices.SortStableFunc(files, func(a, b manifestFile) int { return roleOrder[a.Role] - roleOrder[b.Role] })
+	slices.SortStableFunc(files, func(a, b manifestFile) int { return roleOrder(a.Role) - roleOrder(b.Role) })
 	for _, f := range files {
 		if why, ok := keep[f.Path]; ok {
 			p.notes = append(p.notes, why)

@@ -2,13 +2,13 @@ package nodesetup
 
 import (
 	"github.com/kubecred/ecr-credential-provider/internal/kubeletwiring"
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 
 	"fmt"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -133,9 +133,12 @@ func cliFlagFor(name string) string {
 }
 
 // addedComment goes before the keys install appends to a k3s/rke2 config.
-const addedComment = "# Added by 'ecr-credential-provider install' (the kubelet's image credential provider).\n"
+const (
+	addedCommentLine = "# Added by 'ecr-credential-provider install' (the kubelet's image credential provider)."
+	addedComment     = addedCommentLine + "\n"
+)
 
-var docMarkerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`) })
+var docMarkerRe = lazyregexp.New(`(?m)^(---|\.\.\.)[ \t]*(#.*)?\r?$`)
 
 // setYAMLKeys sets top-level scalar keys of a YAML mapping by editing its
 // text, so that comments, order and formatting survive (a YAML library would
@@ -153,7 +156,7 @@ func setYAMLKeys(name string, data []byte, old map[string]any, set map[string]st
 func setYAMLKeysRaw(name string, data []byte, old map[string]any, set map[string]string) ([]byte, map[string]string, error) {
 	raw := map[string]string{}
 	text := string(data)
-	if ms := docMarkerRe().FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
+	if ms := docMarkerRe.FindAllStringIndex(text, -1); len(ms) > 1 || len(ms) == 1 && strings.TrimSpace(text[:ms[0][0]]) != "" {
 		return nil, nil, fmt.Errorf("refusing to edit %s: it has more than one YAML document", name)
 	}
 	lines := strings.SplitAfter(text, "\n")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 )
 
 // The kubelet does not match the image as written in the pod spec: it
@@ -28,18 +30,18 @@ const (
 )
 
 var (
-	referenceRe  = lazyRegexp(`^(` + refName + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
-	nameRe       = lazyRegexp(`^(?:(` + refDomain + `)/)?(` + refRemoteName + `)$`)
-	identifierRe = lazyRegexp(`^[a-f0-9]{64}$`)
+	referenceRe  = lazyregexp.New(`^(` + refName + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
+	nameRe       = lazyregexp.New(`^(?:(` + refDomain + `)/)?(` + refRemoteName + `)$`)
+	identifierRe = lazyregexp.New(`^[a-f0-9]{64}$`)
 	digestHexLen = map[string]int{"sha256": 64, "sha384": 96, "sha512": 128}
-	hexRe        = lazyRegexp(`^[a-f0-9]+$`)
+	hexRe        = lazyregexp.New(`^[a-f0-9]+$`)
 )
 
 // ImageName returns the name the kubelet matches matchImages against for an
 // image reference as written in a pod spec, or the kubelet's reason for
 // refusing the reference.
 func ImageName(image string) (string, error) {
-	if identifierRe().MatchString(image) {
+	if identifierRe.MatchString(image) {
 		return "", fmt.Errorf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", image)
 	}
 	domain, remainder := splitDockerDomain(image)
@@ -48,14 +50,14 @@ func ImageName(image string) (string, error) {
 		return "", fmt.Errorf("invalid reference format: repository name (%s) must be lowercase", remote)
 	}
 	s := domain + "/" + remainder
-	m := referenceRe().FindStringSubmatch(s)
+	m := referenceRe.FindStringSubmatch(s)
 	if m == nil {
-		if referenceRe().MatchString(strings.ToLower(s)) {
+		if referenceRe.MatchString(strings.ToLower(s)) {
 			return "", errors.New("invalid reference format: repository name must be lowercase")
 		}
 		return "", errors.New("invalid reference format")
 	}
-	if n := nameRe().FindStringSubmatch(m[1]); n != nil && len(n[2]) > 255 {
+	if n := nameRe.FindStringSubmatch(m[1]); n != nil && len(n[2]) > 255 {
 		return "", errors.New("repository name must not be more than 255 characters")
 	}
 	if d := m[3]; d != "" {
@@ -66,7 +68,7 @@ func ImageName(image string) (string, error) {
 			return "", errors.New("unsupported digest algorithm")
 		case len(hex) != want:
 			return "", errors.New("invalid checksum digest length")
-		case !hexRe().MatchString(hex):
+		case !hexRe.MatchString(hex):
 			return "", errors.New("invalid checksum digest format")
 		}
 	}

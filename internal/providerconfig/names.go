@@ -3,10 +3,10 @@ package providerconfig
 import (
 	"encoding/json"
 	"errors"
-	"github.com/kubecred/ecr-credential-provider/internal/protocol"
-	"regexp"
 	"strings"
-	"sync"
+
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
+	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
 
 // validName applies the kubelet's rules for a provider name: it becomes a
@@ -42,8 +42,8 @@ func jsonString(s string) (string, error) {
 }
 
 var (
-	labelKeyRe  = lazyRegexp(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	subdomainRe = lazyRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	labelKeyRe  = lazyregexp.New(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	subdomainRe = lazyregexp.New(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 // qualifiedNameErrors applies apimachinery's IsQualifiedName, which the
@@ -63,7 +63,7 @@ func qualifiedNameErrors(key string) []string {
 			errs = append(errs, "prefix part must be non-empty")
 		case len(prefix) > 253:
 			errs = append(errs, "prefix part must be no more than 253 bytes")
-		case !subdomainRe().MatchString(prefix):
+		case !subdomainRe.MatchString(prefix):
 			errs = append(errs, "prefix part must be a lowercase DNS subdomain (e.g. 'example.com')")
 		}
 	default:
@@ -75,15 +75,8 @@ func qualifiedNameErrors(key string) []string {
 	case len(name) > 63:
 		errs = append(errs, "name part must be no more than 63 bytes")
 	}
-	if !labelKeyRe().MatchString(name) {
+	if !labelKeyRe.MatchString(name) {
 		errs = append(errs, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName' or 'my.name' or '123-abc')")
 	}
 	return errs
-}
-
-// lazyRegexp compiles on first use: the plugin binary imports this package
-// through the CLI, and every kubelet call would otherwise pay for compiling
-// regexps that only the operator commands use.
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
@@ -216,7 +217,7 @@ func ParseEnv(pairs []string) ([]ExecEnvVar, error) {
 func checkEnv(env []ExecEnvVar) error {
 	names := make([]string, len(env))
 	for i, e := range env {
-		if !envNameRe().MatchString(e.Name) {
+		if !envNameRe.MatchString(e.Name) {
 			return fmt.Errorf("env name %q is not an environment variable name: use letters, digits and '_', not starting with a digit", e.Name)
 		}
 		if slices.Contains(secretEnv, e.Name) {
@@ -233,7 +234,7 @@ func checkEnv(env []ExecEnvVar) error {
 // secretEnv are the AWS settings that are secrets themselves.
 var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
-var envNameRe = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRe = lazyregexp.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func firstDuplicate(list []string) string {
 	seen := map[string]bool{}

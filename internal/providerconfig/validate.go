@@ -113,6 +113,10 @@ type validation struct {
 	badType map[string]bool
 }
 
+// Not inlined (go:noinline): it has some 50 call sites, and one out-of-line copy
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func (v *validation) add(sev Severity, file, field, hint, format string, args ...any) {
 	v.out = append(v.out, Finding{Severity: sev, File: file, Field: field, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
@@ -160,6 +164,10 @@ func (v *validation) run() {
 	}
 }
 
+// Not inlined (go:noinline): it has some 40 call sites, and one out-of-line copy
+// keeps the plugin binary, which links every operator command, smaller.
+//
+//go:noinline
 func field(p CredentialProvider, sub string) string {
 	s := fmt.Sprintf("providers[%d]", p.Index)
 	if sub != "" {

@@ -3,6 +3,8 @@ package providerconfig
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/kubecred/ecr-credential-provider/internal/lazyregexp"
 )
 
 // Version is a kubelet minor version. The rules the kubelet applies to its
@@ -27,11 +29,11 @@ func (v Version) orNewest() Version {
 	return v
 }
 
-var versionRe = lazyRegexp(`^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$`)
+var versionRe = lazyregexp.New(`^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$`)
 
 // ParseVersion reads "v1.35", "1.35", "v1.35.4" or "v1.36.0-rc.1".
 func ParseVersion(s string) (Version, error) {
-	m := versionRe().FindStringSubmatch(s)
+	m := versionRe.FindStringSubmatch(s)
 	if m == nil {
 		return Version{}, fmt.Errorf("kubelet version %q is not of the form v1.35 or v1.35.4", s)
 	}
