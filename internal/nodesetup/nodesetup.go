@@ -153,7 +153,7 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Distro: o.Distro, DryRun: o.DryRun, Notes: s.notes}
 	p, service, err := planInstallRun(s, o, binary, res)
 	if err != nil || p == nil {
-		return res.orNil(err), s.close(nil, err)
+		return res.orNil(err), s.close(err)
 	}
 	return s.finish(ctx, o, res, p, service)
 }
@@ -308,22 +308,22 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 	if s.m == nil {
 		res.Unchanged = true
 		res.Notes = append(res.Notes, "nothing to uninstall: there is no install record at "+stateFile)
-		return res, s.close(nil, nil)
+		return res, s.close(nil)
 	}
 	res.Distro = s.m.Distro
 	keep := map[string]string{}
 	before, _, err := bootProblems(s.n, s.m.Distro)
 	if err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
 	var p *plan
 	for {
 		if p, err = planUninstall(s.n, s.m, o.Force, keep); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 		after, got, err := bootProblems(newOverlay(s.n, p.ops), s.m.Distro)
 		if err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 		touched := touchedBy(p.ops)
 		bad := newProblems(before, after, func(p string) bool { return s.n.exists(p) && touched(p) })
@@ -345,7 +345,7 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		if !grew {
-			return nil, s.close(nil, fmt.Errorf("refusing to uninstall: the kubelet could not start afterwards:%s", problemList(bad)))
+			return nil, s.close(fmt.Errorf("refusing to uninstall: the kubelet could not start afterwards:%s", problemList(bad)))
 		}
 		res.Incomplete = true
 	}
@@ -383,7 +383,7 @@ func openSession(o Options) (*session, error) {
 	}
 	s := &session{n: n}
 	if !o.DryRun {
-		if s.lock, err = lockState(n, nil); err != nil {
+		if s.lock, err = lockState(n); err != nil {
 			n.Close()
 			if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 				return nil, errRunAsRoot
@@ -391,15 +391,15 @@ func openSession(o Options) (*session, error) {
 			return nil, err
 		}
 		if n.j, s.notes, err = openJournal(n); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	if s.m, err = loadManifest(n); err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
 	if !o.DryRun {
 		if err := sweepBackups(n, s.m); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	return s, nil
@@ -408,7 +408,7 @@ func openSession(o Options) (*session, error) {
 // close ends the session: the journal goes (the run finished or rolled
 // back), then the lock, and with it the state directory when no record
 // is left. err is passed through.
-func (s *session) close(dirs []string, err error) error {
+func (s *session) close(err error) error {
 	if s.n.j != nil {
 		if cerr := s.n.j.close(); cerr != nil && err == nil {
 			err = cerr
@@ -416,7 +416,7 @@ func (s *session) close(dirs []string, err error) error {
 		s.n.j = nil
 	}
 	if s.lock != nil {
-		if rerr := s.lock.release(s.n, dirs); rerr != nil && err == nil {
+		if rerr := s.lock.release(s.n); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
@@ -450,10 +450,10 @@ var errRunAsRoot = errors.New("install and uninstall write to /etc and /var/lib:
 func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, service string) (*Result, error) {
 	res.Actions = p.actions()
 	if s.lock != nil {
-		// Directories the lock made for the state directory are install's too.
+		// Directories made to hold the lock file stay with it, and are named.
 		var made []Action
 		for _, d := range s.lock.made {
-			if d != StateDir && !strings.HasPrefix(d, StateDir+"/") {
+			if d != StateDir {
 				made = append(made, Action{Kind: "mkdir", Path: d, Detail: "mode 0755"})
 			}
 		}
@@ -462,21 +462,17 @@ func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, s
 	res.Changed = len(p.nodeOps()) > 0
 	if o.DryRun {
 		res.Diff = p.diff()
-		return res, s.close(nil, nil)
+		return res, s.close(nil)
 	}
 	if os.Geteuid() != 0 {
 		if err := p.checkWritable(s.n); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	if err := p.apply(s.n); err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
-	var dirs []string
-	if s.m != nil {
-		dirs = s.m.Dirs
-	}
-	if err := s.close(dirs, nil); err != nil {
+	if err := s.close(nil); err != nil {
 		return nil, err
 	}
 	if !res.Changed {
