@@ -141,6 +141,12 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	if o.Distro == EKS && (o.BinDir != "" || o.Config != "") {
 		return nil, usageErrorf("--bin-dir and --config do not apply to EKS: the AMI's kubelet already names its own paths")
 	}
+	if o.Distro == EKS {
+		// Refused before the lock, so a refused run leaves no lock file.
+		if err := eksProviderOptions(o); err != nil {
+			return nil, err
+		}
+	}
 	binary, err := readBinary(o.Binary)
 	if err != nil {
 		return nil, err
@@ -156,6 +162,15 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 		return res.orNil(err), s.close(err)
 	}
 	return s.finish(ctx, o, res, p, service)
+}
+
+// eksProviderOptions refuses the provider options an EKS node's own
+// provider config does not take from install.
+func eksProviderOptions(o Options) error {
+	if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
+		return usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+	}
+	return nil
 }
 
 func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, string, error) {
@@ -174,8 +189,8 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 	var changes []change
 	binDir, config := o.BinDir, o.Config
 	if res.Distro == EKS {
-		if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
-			return nil, "", usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+		if err := eksProviderOptions(o); err != nil {
+			return nil, "", err
 		}
 		if w, err = planEKS(n, binary, o.Public); err != nil {
 			return nil, "", err
