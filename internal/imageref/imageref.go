@@ -151,7 +151,8 @@ func Parse(s string) (Reference, error) {
 // splitHost is the reference package's splitDockerDomain.
 func splitHost(s string) (host, rest string) {
 	first, after, ok := strings.Cut(s, "/")
-	if !ok || first != "localhost" && !strings.ContainsAny(first, ".:") && !hasUpper(first) {
+	isHostLike := first == "localhost" || strings.IndexByte(first, '.') >= 0 || strings.IndexByte(first, ':') >= 0 || hasUpper(first)
+	if !ok || !isHostLike {
 		host, rest = DefaultRegistry, s
 	} else {
 		host, rest = first, after
@@ -244,7 +245,6 @@ const (
 	anyHex                     // 0-9 a-f A-F
 	word                       // a-z A-Z 0-9 _
 	tagChar                    // word . -
-	hostChar                   // a-z A-Z 0-9 -
 
 	lowerAlnum = lower | digit
 )
@@ -255,23 +255,23 @@ var classes = func() (t [256]uint8) {
 		var k uint8
 		switch {
 		case 'a' <= b && b <= 'z':
-			k |= lower | word | tagChar | hostChar
+			k |= lower | word | tagChar
 			if b <= 'f' {
 				k |= lowerHex | anyHex
 			}
 		case 'A' <= b && b <= 'Z':
-			k |= upper | word | tagChar | hostChar
+			k |= upper | word | tagChar
 			if b <= 'F' {
 				k |= anyHex
 			}
 		case '0' <= b && b <= '9':
-			k |= digit | lowerHex | anyHex | word | tagChar | hostChar
+			k |= digit | lowerHex | anyHex | word | tagChar
 		case b == '_':
 			k |= word | tagChar
 		case b == '.':
 			k |= tagChar
 		case b == '-':
-			k |= tagChar | hostChar
+			k |= tagChar
 		}
 		t[c] = k
 	}
@@ -325,6 +325,7 @@ func isHost(h string) bool {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch {
+		case is(c, lower|upper|digit):
 		case c == '.':
 			if prev == '.' || prev == '-' {
 				return false
@@ -333,7 +334,7 @@ func isHost(h string) bool {
 			if prev == '.' {
 				return false
 			}
-		case !is(c, hostChar):
+		default:
 			return false
 		}
 		prev = c
