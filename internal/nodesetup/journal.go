@@ -46,11 +46,7 @@ func lockState(n *nodeFS) (*stateLock, error) {
 	if err := l.mkdirs(n, path.Dir(LockFile), 0o755); err != nil {
 		return nil, err
 	}
-	rel, err := n.resolve(LockFile)
-	if err != nil {
-		return nil, err
-	}
-	f, err := n.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := openLockFile(n)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", LockFile, err)
 	}
@@ -64,6 +60,27 @@ func lockState(n *nodeFS) (*stateLock, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// openLockFile opens (creating it 0600) the lock file. Its directory is
+// resolved as every path is (a node image may link /var/lib); the file is
+// opened with openat and O_NOFOLLOW, so the kernel refuses a symlink
+// planted at its name (os.Root's OpenFile follows one inside the root).
+func openLockFile(n *nodeFS) (*os.File, error) {
+	dir, err := n.resolve(path.Dir(LockFile))
+	if err != nil {
+		return nil, err
+	}
+	d, err := n.root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fd, err := syscall.Openat(int(d.Fd()), path.Base(LockFile), syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), LockFile), nil
 }
 
 // mkdirs creates dir and its missing parents (0755, dir itself perm). A

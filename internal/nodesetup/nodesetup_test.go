@@ -590,3 +590,37 @@ func TestCRLFEnvFile(t *testing.T) {
 		t.Errorf("after uninstall:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// The lock file is opened without following symlinks: one planted at its
+// path makes install refuse, and the link's target is left as it was.
+func TestLockFileSymlinkRefused(t *testing.T) {
+	root := nodeRoot(t, "kubeadm-debian")
+	// A link to a file inside the node, as the node would see it.
+	if err := os.Symlink("../../etc/default/kubelet", filepath.Join(root, LockFile)); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	_, err := Install(context.Background(), Options{Root: root, Binary: writeBinary(t, fakeBinary)})
+	if err == nil || !strings.Contains(err.Error(), LockFile) {
+		t.Fatalf("install with a symlink at the lock file: %v; want an error naming %s", err, LockFile)
+	}
+	assertTree(t, "after the refusal", before, snapshot(t, root))
+}
+
+// A state directory an earlier release left holds its lock file; the
+// last uninstall removes that too, leaving only the new lock file.
+func TestUninstallRemovesLegacyLockFile(t *testing.T) {
+	root := nodeRoot(t, "kubeadm-debian")
+	before := snapshot(t, root)
+	if _, err := Install(context.Background(), Options{Root: root, Binary: writeBinary(t, fakeBinary)}); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(root, StateDir, "lock")
+	if err := os.WriteFile(legacy, []byte(`["/var/lib/ecr-credential-provider"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Uninstall(context.Background(), Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	assertTree(t, "after uninstall", withLock(before), snapshot(t, root))
+}
