@@ -46,7 +46,7 @@ func lockState(n *nodeFS) (*stateLock, error) {
 	if err := l.mkdirs(n, path.Dir(LockFile), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := openLockFile(n)
+	f, err := openNoFollow(n, LockFile, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", LockFile, err)
 	}
@@ -62,12 +62,12 @@ func lockState(n *nodeFS) (*stateLock, error) {
 	return l, nil
 }
 
-// openLockFile opens (creating it 0600) the lock file. Its directory is
-// resolved as every path is (a node image may link /var/lib); the file is
-// opened with openat and O_NOFOLLOW, so the kernel refuses a symlink
+// openNoFollow opens p (creating it 0600 if flag says so). Its directory
+// is resolved as every path is (a node image may link /var/lib); the file
+// is opened with openat and O_NOFOLLOW, so the kernel refuses a symlink
 // planted at its name (os.Root's OpenFile follows one inside the root).
-func openLockFile(n *nodeFS) (*os.File, error) {
-	dir, err := n.resolve(path.Dir(LockFile))
+func openNoFollow(n *nodeFS, p string, flag int) (*os.File, error) {
+	dir, err := n.resolve(path.Dir(p))
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +76,11 @@ func openLockFile(n *nodeFS) (*os.File, error) {
 		return nil, err
 	}
 	defer d.Close()
-	fd, err := syscall.Openat(int(d.Fd()), path.Base(LockFile), syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	fd, err := syscall.Openat(int(d.Fd()), path.Base(p), flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), LockFile), nil
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 // mkdirs creates dir and its missing parents (0755, dir itself perm). A
@@ -149,11 +149,7 @@ func openJournal(n *nodeFS) (*journal, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rel, err := n.resolve(journalFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := n.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := openNoFollow(n, journalFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", journalFile, err)
 	}
