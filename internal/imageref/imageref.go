@@ -127,8 +127,8 @@ func Parse(s string) (Reference, error) {
 		return Reference{}, &Error{s, ErrHexIdentifier}
 	}
 	host, rest := splitHost(s)
-	// The repository must be lower case even where the grammar alone
-	// would read an upper case host-like first component as a path.
+	// ParseNormalizedNamed's own check, ahead of the grammar: the
+	// repository (up to the first ':', tag or not) must be lower case.
 	remote := rest
 	if i := strings.IndexByte(rest, ':'); i >= 0 {
 		remote = rest[:i]
