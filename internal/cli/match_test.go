@@ -57,7 +57,7 @@ func TestMatch(t *testing.T) {
   no provider matches: the kubelet pulls this image without plugin credentials
 
 Bad/Image
-  error: the kubelet cannot pull this image: invalid reference format: repository name (Image) must be lowercase
+  error: the kubelet cannot pull this image: image reference "Bad/Image": invalid reference format: repository name must be lowercase
 `},
 	}
 	for _, c := range cases {

@@ -105,7 +105,7 @@ func (r *run) cacheMiss(summary, action string) Check {
 		remedy = fmt.Sprintf("%s may not fill the pull-through cache (it lacks %s): attach %s (for ecr:BatchImportUpstreamImage) and the statement below (ecr:CreateRepository, for the first image of each repository), or pre-create the repository", who, action, PolicyPullOnly)
 	} else {
 		remedy = fmt.Sprintf("the pull-through cache creates %s on the first pull only if the caller may: %s needs %s (attach %s and the statement below); check that a pull-through cache rule for prefix %s exists: aws ecr describe-pull-through-cache-rules --registry-id %s --region %s; and that %s exists upstream",
-			r.ref.Repo, who, strings.Join(CacheActions, " and "), PolicyPullOnly, m.Prefix, r.reg.Account, r.reg.Region, m.Source+"/"+strings.TrimPrefix(r.ref.Repo, m.Prefix+"/"))
+			r.ref.Path, who, strings.Join(CacheActions, " and "), PolicyPullOnly, m.Prefix, r.reg.Account, r.reg.Region, m.Source+"/"+strings.TrimPrefix(r.ref.Path, m.Prefix+"/"))
 	}
 	c := failed(CheckManifest, summary, remedy)
 	c.Policy = cachePolicy(repo)

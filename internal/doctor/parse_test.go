@@ -110,30 +110,6 @@ func TestParseDenial(t *testing.T) {
 	}
 }
 
-func TestParseRef(t *testing.T) {
-	tests := []struct {
-		image, host string
-		repo, ref   string
-		tag, digest string
-		name        string
-	}{
-		{regHost + "/app:v1", regHost, "app", "v1", "v1", "", regHost + "/app"},
-		{regHost + "/team/app", regHost, "team/app", "latest", "", "", regHost + "/team/app"},
-		{regHost + "/app@sha256:abc", regHost, "app", "sha256:abc", "", "sha256:abc", regHost + "/app"},
-		{regHost + "/app:v1@sha256:abc", regHost, "app", "sha256:abc", "v1", "sha256:abc", regHost + "/app"},
-		{"localhost:5000/a/b:c", "localhost:5000", "a/b", "c", "c", "", "localhost:5000/a/b"},
-	}
-	for _, tt := range tests {
-		r, err := parseRef(tt.image, tt.host)
-		if err != nil || r.Repo != tt.repo || r.Reference != tt.ref || r.Tag != tt.tag || r.Digest != tt.digest || r.Name() != tt.name {
-			t.Errorf("parseRef(%s) = %+v, %v", tt.image, r, err)
-		}
-	}
-	if _, err := parseRef(regHost+"/", regHost); err == nil {
-		t.Error("an image with no repository must be an error")
-	}
-}
-
 func TestParseChallenge(t *testing.T) {
 	tests := []struct {
 		in     string

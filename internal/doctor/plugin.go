@@ -98,7 +98,7 @@ func (r *run) checkPlugin(ctx context.Context) Check {
 		// The plugin may use other credentials than this shell: try its
 		// answer against the registry too.
 		rc := &registryClient{r: r, base: r.rc.base, hc: r.rc.hc, user: user, pass: pass}
-		if _, err := rc.login(ctx, r.ref.Repo); err != nil {
+		if _, err := rc.login(ctx, r.ref.Path); err != nil {
 			return failed(CheckPlugin, s+"; but the registry refuses it: "+oneLine(err.Error()),
 				"the plugin's credentials differ from this shell's: compare the provider's env in the config with the shell's AWS settings")
 		}

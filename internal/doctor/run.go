@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
+	"github.com/kubecred/ecr-credential-provider/internal/imageref"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
-	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
 )
 
 // run is the state of one doctor run: each check reads what earlier ones
@@ -22,7 +22,7 @@ type run struct {
 	o       Options
 	secrets *redactor
 	reg     ecrhost.Registry
-	ref     imageRef
+	ref     imageref.Reference
 	wiring  wiring
 
 	aws      AWS
@@ -258,14 +258,16 @@ func (rep *Report) finish(r *run) {
 func (r *run) checkImage() Check {
 	// The kubelet's own reference check first: a malformed reference is
 	// not a registry's image at all, whatever host it would default to.
-	if _, err := providerconfig.ImageName(r.o.Image); err != nil {
-		return failed(CheckImage, fmt.Sprintf("%q is not a valid image reference: %v", r.o.Image, err),
+	ref, err := imageref.Parse(r.o.Image)
+	if err != nil {
+		reason := err
+		if ierr := (*imageref.Error)(nil); errors.As(err, &ierr) {
+			reason = ierr.Reason
+		}
+		return failed(CheckImage, fmt.Sprintf("%q is not a valid image reference: %v", r.o.Image, reason),
 			"write the image as in the pod spec, [HOST/]REPOSITORY[:TAG|@DIGEST] in lower case, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
 	}
-	reg, err := ecrhost.Parse(r.o.Image)
-	if err != nil {
-		return failed(CheckImage, err.Error(), "pass an image as it appears in the pod spec, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
-	}
+	reg := ecrhost.Of(ref)
 	r.reg = reg
 	if !reg.ECR {
 		c := failed(CheckImage, fmt.Sprintf("registry %s is not an ECR registry: this plugin only answers for ECR hosts", reg.Host),
@@ -273,25 +275,20 @@ func (r *run) checkImage() Check {
 		c.fact("host", reg.Host)
 		return c
 	}
-	ref, err := parseRef(r.o.Image, reg.Host)
-	if err != nil {
-		r.reg.ECR = false
-		return failed(CheckImage, err.Error(), "name the repository, e.g. "+reg.Host+"/app:v1")
-	}
 	r.ref = ref
 	var s string
 	if reg.Public {
-		s = fmt.Sprintf("%s: repository %s, %s %s (tokens from %s)", reg.Kind(), ref.Repo, refKind(ref), ref.Reference, ecrhost.PublicRegion)
+		s = fmt.Sprintf("%s: repository %s, %s %s (tokens from %s)", reg.Kind(), ref.Path, refKind(ref), ref.Identifier(), ecrhost.PublicRegion)
 	} else {
-		s = fmt.Sprintf("%s: account %s, region %s, repository %s, %s %s", reg.Kind(), reg.Account, reg.Region, ref.Repo, refKind(ref), ref.Reference)
+		s = fmt.Sprintf("%s: account %s, region %s, repository %s, %s %s", reg.Kind(), reg.Account, reg.Region, ref.Path, refKind(ref), ref.Identifier())
 	}
 	c := passed(CheckImage, s)
 	c.fact("host", reg.Host)
 	c.fact("account", reg.Account)
 	c.fact("region", reg.Region)
 	c.fact("partition", reg.Partition)
-	c.fact("repository", ref.Repo)
-	c.fact("reference", ref.Reference)
+	c.fact("repository", ref.Path)
+	c.fact("reference", ref.Identifier())
 	c.fact("kind", reg.Kind())
 	if ref.Tag == "" && ref.Digest == "" {
 		c.Notes = append(c.Notes, "no tag given: the runtime pulls :latest")
@@ -299,7 +296,7 @@ func (r *run) checkImage() Check {
 	return c
 }
 
-func refKind(ref imageRef) string {
+func refKind(ref imageref.Reference) string {
 	if ref.Digest != "" {
 		return "digest"
 	}
@@ -650,7 +647,7 @@ func (r *run) checkRegistryAuth(ctx context.Context) Check {
 	if r.tokOK {
 		r.rc.user, r.rc.pass = r.tok.Username, r.tok.Password
 	}
-	s, err := r.rc.login(ctx, r.ref.Repo)
+	s, err := r.rc.login(ctx, r.ref.Path)
 	if err != nil {
 		var se *statusError
 		if errors.As(err, &se) && se.res.Status == http.StatusUnauthorized {
@@ -670,11 +667,11 @@ func (r *run) checkManifest(ctx context.Context) Check {
 	if !r.loggedIn {
 		return skipped(CheckManifest, "not logged in to the registry")
 	}
-	m, res, err := r.rc.getManifest(ctx, r.ref.Repo, r.ref.Reference)
+	m, res, err := r.rc.getManifest(ctx, r.ref.Path, r.ref.Identifier())
 	if err != nil {
 		return failed(CheckManifest, "fetching the manifest failed: "+oneLine(err.Error()), "see the network check for the registry")
 	}
-	path := "/v2/" + r.ref.Repo + "/manifests/" + r.ref.Reference
+	path := "/v2/" + r.ref.Path + "/manifests/" + r.ref.Identifier()
 	switch res.Status {
 	case http.StatusOK:
 	case http.StatusForbidden, http.StatusUnauthorized:
@@ -687,14 +684,14 @@ func (r *run) checkManifest(ctx context.Context) Check {
 		return failed(CheckManifest, (&statusError{what: "GET " + path, res: res}).Error(), "a 5xx from the registry is on AWS's side: retry, and check the AWS Health Dashboard")
 	}
 	digest := res.Header.Get("Docker-Content-Digest")
-	s := fmt.Sprintf("%s %s: %s", refKind(r.ref), r.ref.Reference, shortMediaType(m.MediaType))
-	if digest != "" && digest != r.ref.Reference {
+	s := fmt.Sprintf("%s %s: %s", refKind(r.ref), r.ref.Identifier(), shortMediaType(m.MediaType))
+	if digest != "" && digest != r.ref.Identifier() {
 		s += " " + digest
 	}
 	if m.isIndex() {
 		pick := m.platformManifest()
 		s += fmt.Sprintf(", %d platforms", len(m.Manifests))
-		sub, res2, err := r.rc.getManifest(ctx, r.ref.Repo, pick)
+		sub, res2, err := r.rc.getManifest(ctx, r.ref.Path, pick)
 		if err != nil || res2.Status != http.StatusOK {
 			return failed(CheckManifest, s+"; but the platform manifest "+pick+" could not be fetched", "the index names a manifest the repository does not have: push the image again")
 		}
@@ -733,7 +730,7 @@ func (r *run) manifestDenied(path string, res httpResult) Check {
 	if r.reg.Public {
 		return failed(CheckManifest, s, "the repository is not public or does not allow this pull")
 	}
-	repo := fmt.Sprintf("repository %s in account %s (%s)", r.ref.Repo, r.reg.Account, r.reg.Region)
+	repo := fmt.Sprintf("repository %s in account %s (%s)", r.ref.Path, r.reg.Account, r.reg.Region)
 	who := d.Principal
 	if who == "" && r.identOK {
 		who = r.ident.ARN
@@ -745,12 +742,12 @@ func (r *run) manifestDenied(path string, res httpResult) Check {
 	case cross:
 		c = failed(CheckManifest, s+" (cross-account: the caller is in account "+r.ident.Account+")",
 			fmt.Sprintf("add the statement below to the repository policy of %s, in account %s: aws ecr set-repository-policy --registry-id %s --region %s --repository-name %s --policy-text file://policy.json (this replaces the whole policy: merge it with 'aws ecr get-repository-policy' first). The caller also needs %s in its own account.",
-				repo, r.reg.Account, r.reg.Account, r.reg.Region, r.ref.Repo, PolicyPrivateReadOnly))
+				repo, r.reg.Account, r.reg.Account, r.reg.Region, r.ref.Path, PolicyPrivateReadOnly))
 		c.Policy = CrossAccountPolicy(role)
 		c.Notes = append(c.Notes, "the policy names the role ARN, not the instance profile or the session; if the role was created with a path, add it to the ARN")
 		c.fact("crossAccount", "true")
 	case strings.Contains(d.Why, "explicit deny"):
-		c = failed(CheckManifest, s, "an explicit deny ("+d.Why+") overrides every allow: change that policy (for a repository policy: aws ecr get-repository-policy --registry-id "+r.reg.Account+" --region "+r.reg.Region+" --repository-name "+r.ref.Repo+")")
+		c = failed(CheckManifest, s, "an explicit deny ("+d.Why+") overrides every allow: change that policy (for a repository policy: aws ecr get-repository-policy --registry-id "+r.reg.Account+" --region "+r.reg.Region+" --repository-name "+r.ref.Path+")")
 	default:
 		target := "the node's role"
 		if role != "" {
@@ -758,7 +755,7 @@ func (r *run) manifestDenied(path string, res httpResult) Check {
 		}
 		c = failed(CheckManifest, s,
 			fmt.Sprintf("same account: %s needs %s (attach %s), and the repository policy of %s must not deny it: aws ecr get-repository-policy --registry-id %s --region %s --repository-name %s",
-				target, strings.Join(PullActions, ", "), PolicyPrivateReadOnly, repo, r.reg.Account, r.reg.Region, r.ref.Repo))
+				target, strings.Join(PullActions, ", "), PolicyPrivateReadOnly, repo, r.reg.Account, r.reg.Region, r.ref.Path))
 	}
 	c.fact("status", fmt.Sprint(res.Status))
 	c.fact("missingAction", d.Action)
@@ -775,17 +772,17 @@ func (r *run) manifestMissing(path string, res httpResult) Check {
 	var c Check
 	switch {
 	case code == "NAME_UNKNOWN" && r.mapped != nil && r.mapped.Prefix != "":
-		c = r.cacheMiss(fmt.Sprintf("repository %s does not exist in the pull-through cache yet (%s: %s)", r.ref.Repo, code, msg), "")
+		c = r.cacheMiss(fmt.Sprintf("repository %s does not exist in the pull-through cache yet (%s: %s)", r.ref.Path, code, msg), "")
 	case code == "NAME_UNKNOWN":
-		c = failed(CheckManifest, fmt.Sprintf("repository %s does not exist (%s: %s)", r.ref.Repo, code, msg),
+		c = failed(CheckManifest, fmt.Sprintf("repository %s does not exist (%s: %s)", r.ref.Path, code, msg),
 			fmt.Sprintf("check the repository name, account and region in the image name: aws ecr describe-repositories %s; an image pushed to another region must be replicated", where))
 	default:
-		what := fmt.Sprintf("%s %s not found in repository %s", refKind(r.ref), r.ref.Reference, r.ref.Repo)
+		what := fmt.Sprintf("%s %s not found in repository %s", refKind(r.ref), r.ref.Identifier(), r.ref.Path)
 		if code != "" {
 			what += " (" + code + ": " + msg + ")"
 		}
 		c = failed(CheckManifest, what,
-			fmt.Sprintf("list what exists: aws ecr list-images %s --repository-name %s; a lifecycle policy may have expired the image, or the tag was never pushed", where, r.ref.Repo))
+			fmt.Sprintf("list what exists: aws ecr list-images %s --repository-name %s; a lifecycle policy may have expired the image, or the tag was never pushed", where, r.ref.Path))
 	}
 	c.fact("status", "404")
 	c.fact("code", code)
@@ -796,7 +793,7 @@ func (r *run) checkLayerDownload(ctx context.Context) Check {
 	if r.blob == "" {
 		return skipped(CheckLayerDownload, "no manifest, so no layer to try")
 	}
-	path := "/v2/" + r.ref.Repo + "/blobs/" + r.blob
+	path := "/v2/" + r.ref.Path + "/blobs/" + r.blob
 	res, err := r.rc.do(ctx, http.MethodGet, r.rc.url(path), http.Header{"Range": {"bytes=0-0"}}, true)
 	if err != nil {
 		return failed(CheckLayerDownload, "GET "+path+" failed: "+oneLine(err.Error()), "see the network check for the registry")

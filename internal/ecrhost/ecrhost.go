@@ -5,10 +5,9 @@
 package ecrhost
 
 import (
-	"fmt"
 	"strings"
 
-	"github.com/kubecred/ecr-credential-provider/internal/protocol"
+	"github.com/kubecred/ecr-credential-provider/internal/imageref"
 )
 
 // PublicRegion is the only region that serves ECR Public's GetAuthorizationToken.
@@ -141,78 +140,57 @@ func splitPrivate(name string) (account, label, region, suffix string, ok bool) 
 }
 
 // Parse reads the registry out of an image reference such as
-// "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1" or
-// "host:5000/path@sha256:...". A host that is not ECR-shaped is no error: it
+// "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1", by the kubelet's
+// rules (package imageref). A host that is not ECR-shaped is no error: it
 // comes back with ECR false, and the caller decides what to do with it.
 func Parse(image string) (Registry, error) {
-	host, err := HostOf(image)
+	ref, err := imageref.Parse(image)
 	if err != nil {
 		return Registry{}, err
 	}
-	r := Registry{Host: host, Hostname: stripPort(host)}
+	return Of(ref), nil
+}
+
+// Of says what an image's registry host is.
+func Of(ref imageref.Reference) Registry {
+	r := Registry{Host: ref.Host, Hostname: ref.Hostname()}
 	name := strings.ToLower(r.Hostname)
 	for _, p := range PublicHosts {
 		if name == p {
 			r.ECR, r.Public, r.Region, r.Partition = true, true, PublicRegion, "aws"
 			r.DualStack = name == "ecr-public.aws.com"
-			return r, nil
+			return r
 		}
 	}
 	account, label, region, suffix, ok := splitPrivate(name)
 	if !ok {
-		return r, nil
+		return r
 	}
 	dual := strings.HasPrefix(label, "dkr-ecr")
 	fips := strings.HasSuffix(label, "-fips")
 	part, ok := PartitionForRegion(region)
 	if !ok {
-		return r, nil
+		return r
 	}
 	want := part.Suffix
 	if dual {
 		want = part.DualStackSuffix
 	}
 	if want == "" || suffix != want {
-		return r, nil
+		return r
 	}
 	r.ECR, r.Account, r.Region, r.Partition, r.FIPS, r.DualStack = true, account, region, part.ID, fips, dual
-	return r, nil
+	return r
 }
 
-// HostOf returns the registry host of an image reference, port included. A
-// reference with no registry part (such as "nginx") belongs to Docker Hub.
+// HostOf returns the registry host of an image reference, port included,
+// as the kubelet reads it: "nginx" belongs to docker.io.
 func HostOf(image string) (string, error) {
-	ref := strings.TrimSpace(image)
-	if i := strings.Index(ref, "://"); i >= 0 {
-		ref = ref[i+3:]
+	ref, err := imageref.Parse(image)
+	if err != nil {
+		return "", err
 	}
-	if ref == "" {
-		return "", fmt.Errorf("image reference %q is empty", protocol.Clip(image))
-	}
-	host, _, hasPath := strings.Cut(ref, "/")
-	if !hasPath || !(strings.ContainsAny(host, ".:[") || host == "localhost") {
-		return "docker.io", nil
-	}
-	if i := strings.IndexAny(host, "@"); i >= 0 {
-		return "", fmt.Errorf("image reference %q has no valid registry host", protocol.Clip(image))
-	}
-	if host == "" || strings.ContainsAny(host, " \t\n\r\\?#") {
-		return "", fmt.Errorf("image reference %q has no valid registry host", protocol.Clip(image))
-	}
-	return host, nil
-}
-
-func stripPort(host string) string {
-	if strings.HasPrefix(host, "[") {
-		if i := strings.Index(host, "]"); i > 0 {
-			return host[1:i]
-		}
-		return host
-	}
-	if i := strings.LastIndex(host, ":"); i >= 0 {
-		return host[:i]
-	}
-	return host
+	return ref.Host, nil
 }
 
 // MatchImages returns the kubelet matchImages patterns that cover every

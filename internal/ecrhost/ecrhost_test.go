@@ -21,8 +21,6 @@ func TestParse(t *testing.T) {
 			ecrhost.Registry{Host: "123456789012.dkr.ecr.ap-south-2.amazonaws.com", ECR: true, Account: acct, Region: "ap-south-2", Partition: "aws"}},
 		{"123456789012.dkr.ecr.us-west-2.amazonaws.com:443/app:latest",
 			ecrhost.Registry{Host: "123456789012.dkr.ecr.us-west-2.amazonaws.com:443", ECR: true, Account: acct, Region: "us-west-2", Partition: "aws"}},
-		{"https://123456789012.dkr.ecr.us-east-1.amazonaws.com/app",
-			ecrhost.Registry{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", ECR: true, Account: acct, Region: "us-east-1", Partition: "aws"}},
 		{"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app",
 			ecrhost.Registry{Host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", ECR: true, Account: acct, Region: "cn-north-1", Partition: "aws-cn"}},
 		{"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/app",
@@ -61,6 +59,8 @@ func TestParse(t *testing.T) {
 		{"nginx", ecrhost.Registry{Host: "docker.io"}},
 		{"library/nginx:1", ecrhost.Registry{Host: "docker.io"}},
 		{"localhost:5000/app", ecrhost.Registry{Host: "localhost:5000"}},
+		{"index.docker.io/team/app", ecrhost.Registry{Host: "docker.io"}},
+		{"UPPER/x", ecrhost.Registry{Host: "UPPER"}},
 		{"[::1]:5000/app", ecrhost.Registry{Host: "[::1]:5000"}},
 	}
 	for _, tt := range tests {
@@ -82,7 +82,11 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, in := range []string{"", "   ", "https://", "a b.example.com/x", "user@host.example.com/x"} {
+	// As the kubelet, which never sends such a reference: no scheme, no
+	// space, no upper case repository, no user, no short digest.
+	for _, in := range []string{"", "   ", "https://", "a b.example.com/x", "user@host.example.com/x",
+		"https://123456789012.dkr.ecr.us-east-1.amazonaws.com/app", " 123456789012.dkr.ecr.us-east-1.amazonaws.com/app",
+		"123456789012.dkr.ecr.us-east-1.amazonaws.com/App", "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:abc"} {
 		if _, err := ecrhost.Parse(in); err == nil {
 			t.Errorf("Parse(%q) succeeded", in)
 		}

@@ -20,12 +20,17 @@ func TestPolicyRefusesForeignHosts(t *testing.T) {
 		"localhost/app", "localhost:5000/app", "LOCALHOST:5000/app", "foo.localhost:5000/app", "localhost.localdomain:5000/x",
 		"127.0.0.1:5000/app", "10.0.0.1/app", "[::1]:5000/app", "[fe80::1]/app", "169.254.169.254/x", "2130706433:80/x",
 		"123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example/app",
-		"123456789012.dkr.ecr.us-east-1.amazonaws.com./app",
-		"registry.example.com./app",
 		"public.ecr.aws.evil.example/x/y",
 		"123456789012.dkr.ecr.cn-north-1.amazonaws.com/app",
 		"evil.amazonaws.com/app",
 		"dkr.ecr.us-east-1.amazonaws.com/app",
+	}
+	// A host with a trailing dot is no valid reference: the kubelet
+	// refuses it, and so does the plugin, before any policy.
+	for _, img := range []string{"123456789012.dkr.ecr.us-east-1.amazonaws.com./app", "registry.example.com./app"} {
+		if reg, err := ecrhost.Parse(img); err == nil {
+			t.Errorf("Parse(%q) = %+v, want an error", img, reg)
+		}
 	}
 	for _, img := range refused {
 		reg, err := ecrhost.Parse(img)

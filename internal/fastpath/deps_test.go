@@ -19,6 +19,7 @@ var allowedDeps = []string{
 	"github.com/kubecred/ecr-credential-provider/internal/cache",
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost",
 	"github.com/kubecred/ecr-credential-provider/internal/fastpath",
+	"github.com/kubecred/ecr-credential-provider/internal/imageref",
 	"github.com/kubecred/ecr-credential-provider/internal/plugin",
 	"github.com/kubecred/ecr-credential-provider/internal/protocol",
 	"github.com/kubecred/ecr-credential-provider/internal/registrymap",

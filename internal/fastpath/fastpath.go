@@ -10,7 +10,7 @@
 // package imports nothing of the SDK, and its imports are all initialized
 // before the SDK's service packages become ready, so its init runs ahead of
 // theirs. That holds only while the cache-hit path (this package, plugin,
-// cache, protocol, ecrhost) keeps to early-initialized imports: regexp and
+// cache, protocol, ecrhost, imageref) keeps to early-initialized imports: regexp and
 // path/filepath, for two, come too late. The binary's tests check the order
 // on every build.
 //

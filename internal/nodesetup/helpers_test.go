@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -215,4 +216,18 @@ func reportText(r *Result) string {
 		fmt.Fprintf(&b, "next: %s\n", n)
 	}
 	return b.String()
+}
+
+// withLock is the tree want plus what any run that took the lock leaves
+// for good: the lock file (empty, 0600) and the directories made to hold
+// it, which a root without /var/lib lacks.
+func withLock(want map[string]entry) map[string]entry {
+	out := maps.Clone(want)
+	out[LockFile] = entry{Mode: 0o600}
+	for d := path.Dir(LockFile); d != "/"; d = path.Dir(d) {
+		if _, ok := out[d]; !ok {
+			out[d] = entry{Mode: fs.ModeDir | 0o755}
+		}
+	}
+	return out
 }

@@ -6,154 +6,102 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 const (
-	lockFile    = StateDir + "/lock"
+	// LockFile is install's and uninstall's lock. It lives beside the
+	// state directory, not in it, and uninstall never removes it: a lock
+	// file that its last holder unlinks lets a waiter lock a file nobody
+	// else can see while a newcomer locks a new one, and the two then race
+	// over a state directory that one of them is removing.
+	LockFile    = "/var/lib/.ecr-credential-provider.lock"
 	journalFile = StateDir + "/journal"
+	// legacyLockFile is where earlier releases kept the lock; the last
+	// uninstall removes one they left.
+	legacyLockFile = StateDir + "/lock"
 )
 
-// stateLock is install's and uninstall's lock: an flock on a file in the
-// state directory, so that two runs on one node (a fleet installer and a
-// person, say) take turns instead of overwriting each other's record.
+// stateLock is install's and uninstall's lock: an flock on LockFile, so
+// that two runs on one node (a fleet installer and a person, say) take
+// turns instead of overwriting each other's record.
 type stateLock struct {
 	f *os.File
-	// made are the directories taking the lock had to create (the state
-	// directory and its missing parents), outermost first.
+	// made are the directories this run created, outermost first: the
+	// lock file's missing parents (which stay, as it does) and the state
+	// directory.
 	made []string
 }
 
-// lockState takes the lock, creating the state directory if need be. The
-// lock file is opened without following symlinks. A run that removes the
-// state directory (the last uninstall) unlinks the file while holding it,
-// so a waiter checks, once it has the lock, that the file it locked is
-// still the one at the path, and starts again if not.
-func lockState(n *nodeFS, inherit []string) (*stateLock, error) {
-	l := &stateLock{made: inherit}
-	for {
-		missing, err := n.missingDirs(StateDir)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range missing {
-			mode := os.FileMode(0o755)
-			if d == StateDir {
-				mode = 0o700
-			}
-			err := n.mkdir(d, mode)
-			if errors.Is(err, os.ErrNotExist) {
-				break // the last run removed a parent just now: again
-			}
-			if err != nil && !errors.Is(err, os.ErrExist) {
-				return nil, fmt.Errorf("create %s: %w", d, err)
-			}
-			if err == nil {
-				l.made = append(l.made, d)
-			}
-		}
-		rel, err := n.resolve(lockFile)
-		if err != nil {
-			return nil, err
-		}
-		f, err := n.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|oNoFollow|syscall.O_CLOEXEC, 0o600)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // the last run removed the directory just now: again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", lockFile, err)
-		}
-		if err := lockExclusive(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", lockFile, err)
-		}
-		held, err1 := f.Stat()
-		now, err2 := n.root.Lstat(rel)
-		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			l.f = f
-			return l, l.remember()
-		}
+// lockState takes the lock, then creates the state directory if need be.
+// The lock file is created 0600 and opened without following symlinks.
+// Nothing removes it or its directory, so the file a waiter locks is the
+// one every other run locks too.
+func lockState(n *nodeFS) (*stateLock, error) {
+	l := &stateLock{}
+	if err := l.mkdirs(n, path.Dir(LockFile), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := openNoFollow(n, LockFile, os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", LockFile, err)
+	}
+	if err := lockExclusive(f); err != nil {
 		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", LockFile, err)
 	}
+	l.f = f
+	if err := l.mkdirs(n, StateDir, 0o700); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
-// remember adds the directories this run made (or inherited from a run
-// that could not remove them) for the state directory to
-// those the lock file lists, so that the run that removes the state
-// directory, whichever it is, removes them too.
-func (l *stateLock) remember() error {
-	if len(l.made) == 0 {
-		return nil
-	}
-	all := dedupe(append(l.dirs(), l.made...))
-	b, _ := json.Marshal(all)
-	if err := l.f.Truncate(0); err != nil {
+// mkdirs creates dir and its missing parents (0755, dir itself perm). A
+// parent another run creates at the same time is no error.
+func (l *stateLock) mkdirs(n *nodeFS, dir string, perm os.FileMode) error {
+	missing, err := n.missingDirs(dir)
+	if err != nil {
 		return err
 	}
-	if _, err := l.f.WriteAt(b, 0); err != nil {
-		return err
-	}
-	return l.f.Sync()
-}
-
-// dirs are the directories the lock file lists.
-func (l *stateLock) dirs() []string {
-	b, err := io.ReadAll(io.NewSectionReader(l.f, 0, 1<<16))
-	var out []string
-	if err != nil || json.Unmarshal(b, &out) != nil {
-		return nil
-	}
-	var clean []string
-	for _, d := range out {
-		if d == StateDir || strings.HasPrefix(StateDir, d+"/") {
-			clean = append(clean, d)
+	for _, d := range missing {
+		mode := os.FileMode(0o755)
+		if d == dir {
+			mode = perm
+		}
+		err := n.mkdir(d, mode)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		if err == nil {
+			l.made = append(l.made, d)
 		}
 	}
-	return clean
+	return nil
 }
 
 // release drops the lock. When no install record is left (the last
 // uninstall, or an install that changed nothing on a fresh node), the
-// state directory goes, with the directories the lock created for it:
-// nothing of install's may outlive it.
-func (l *stateLock) release(n *nodeFS, extraDirs []string) error {
+// state directory goes first, while the lock is still held, so that the
+// next run finds it whole or not at all. The lock file stays.
+func (l *stateLock) release(n *nodeFS) error {
+	defer l.f.Close()
 	if n.exists(stateFile) {
-		return l.f.Close()
+		return nil
 	}
-	dirs := dedupe(append(l.dirs(), extraDirs...))
-	for _, p := range []string{journalFile, lockFile} {
+	for _, p := range []string{journalFile, legacyLockFile} {
 		if err := n.remove(p); err != nil {
-			l.f.Close()
 			return err
 		}
 	}
-	l.f.Close()
-	// Directories the record listed may be left by a run killed before it
-	// removed them; with the record gone, those are removed here.
-	dirs = append([]string{backupDir, StateDir}, dirs...)
-	slices.SortStableFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	for _, d := range dedupe(dirs) {
-		if d != StateDir && !strings.HasPrefix(StateDir, d+"/") && !strings.HasPrefix(d, StateDir+"/") {
-			continue
-		}
+	for _, d := range []string{backupDir, StateDir} {
 		if _, err := n.removeDirIfEmpty(d); err != nil {
 			return err
 		}
-	}
-	// Another run may have created the state directory again meanwhile
-	// (it is empty, or holds just its lock file): then it needs to know
-	// which directories are install's, or they outlive the last uninstall.
-	if names, err := n.readDir(StateDir); err == nil && n.isDir(StateDir) && !slices.ContainsFunc(names, func(s string) bool { return s != "lock" && s != "journal" }) {
-		next, err := lockState(n, dirs)
-		if err != nil {
-			return err
-		}
-		return next.release(n, nil)
 	}
 	return nil
 }
@@ -179,11 +127,7 @@ func openJournal(n *nodeFS) (*journal, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rel, err := n.resolve(journalFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := n.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|oNoFollow|syscall.O_CLOEXEC, 0o600)
+	f, err := openNoFollow(n, journalFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", journalFile, err)
 	}

@@ -165,7 +165,7 @@ func TestPullThroughCacheInstallUninstall(t *testing.T) {
 			if err != nil || un.Incomplete {
 				t.Fatalf("uninstall: %+v, %v", un, err)
 			}
-			assertTree(t, "after uninstall (want the original tree)", before, snapshot(t, root))
+			assertTree(t, "after uninstall (want the original tree and the lock file)", withLock(before), snapshot(t, root))
 		})
 	}
 }

@@ -156,6 +156,12 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	if o.Distro == EKS && (o.BinDir != "" || o.Config != "") {
 		return nil, usageErrorf("--bin-dir and --config do not apply to EKS: the AMI's kubelet already names its own paths")
 	}
+	if o.Distro == EKS {
+		// Refused before the lock, so a refused run leaves no lock file.
+		if err := eksProviderOptions(o); err != nil {
+			return nil, err
+		}
+	}
 	binary, err := readBinary(o.Binary)
 	if err != nil {
 		return nil, err
@@ -168,9 +174,18 @@ func Install(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Distro: o.Distro, DryRun: o.DryRun, Notes: s.notes}
 	p, service, err := planInstallRun(s, o, binary, res)
 	if err != nil || p == nil {
-		return res.orNil(err), s.close(nil, err)
+		return res.orNil(err), s.close(err)
 	}
 	return s.finish(ctx, o, res, p, service)
+}
+
+// eksProviderOptions refuses the provider options an EKS node's own
+// provider config does not take from install.
+func eksProviderOptions(o Options) error {
+	if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
+		return usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+	}
+	return nil
 }
 
 func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, string, error) {
@@ -189,8 +204,8 @@ func planInstallRun(s *session, o Options, binary []byte, res *Result) (*plan, s
 	var changes []change
 	binDir, config := o.BinDir, o.Config
 	if res.Distro == EKS {
-		if o.Provider.PerPodRoles || len(o.Provider.Env) > 0 {
-			return nil, "", usageErrorf("this is an EKS node: install keeps the AMI's own provider config there, so --per-pod-roles and --env do not apply; set them in the node's bootstrap")
+		if err := eksProviderOptions(o); err != nil {
+			return nil, "", err
 		}
 		if len(o.PullThroughCache) > 0 {
 			return nil, "", usageErrorf("--pull-through-cache is not supported on EKS nodes yet: the AMI owns containerd's config and the provider's; set up the hosts.toml and the provider's --registry-map by hand")
@@ -339,22 +354,22 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 	if s.m == nil {
 		res.Unchanged = true
 		res.Notes = append(res.Notes, "nothing to uninstall: there is no install record at "+stateFile)
-		return res, s.close(nil, nil)
+		return res, s.close(nil)
 	}
 	res.Distro = s.m.Distro
 	keep := map[string]string{}
 	before, _, err := bootProblems(s.n, s.m.Distro)
 	if err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
 	var p *plan
 	for {
 		if p, err = planUninstall(s.n, s.m, o.Force, keep); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 		after, got, err := bootProblems(newOverlay(s.n, p.ops), s.m.Distro)
 		if err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 		touched := touchedBy(p.ops)
 		bad := newProblems(before, after, func(p string) bool { return s.n.exists(p) && touched(p) })
@@ -376,7 +391,7 @@ func Uninstall(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		if !grew {
-			return nil, s.close(nil, fmt.Errorf("refusing to uninstall: the kubelet could not start afterwards:%s", problemList(bad)))
+			return nil, s.close(fmt.Errorf("refusing to uninstall: the kubelet could not start afterwards:%s", problemList(bad)))
 		}
 		res.Incomplete = true
 	}
@@ -414,7 +429,7 @@ func openSession(o Options) (*session, error) {
 	}
 	s := &session{n: n}
 	if !o.DryRun {
-		if s.lock, err = lockState(n, nil); err != nil {
+		if s.lock, err = lockState(n); err != nil {
 			n.Close()
 			if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 				return nil, errRunAsRoot
@@ -422,15 +437,15 @@ func openSession(o Options) (*session, error) {
 			return nil, err
 		}
 		if n.j, s.notes, err = openJournal(n); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	if s.m, err = loadManifest(n); err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
 	if !o.DryRun {
 		if err := sweepBackups(n, s.m); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	return s, nil
@@ -439,7 +454,7 @@ func openSession(o Options) (*session, error) {
 // close ends the session: the journal goes (the run finished or rolled
 // back), then the lock, and with it the state directory when no record
 // is left. err is passed through.
-func (s *session) close(dirs []string, err error) error {
+func (s *session) close(err error) error {
 	if s.n.j != nil {
 		if cerr := s.n.j.close(); cerr != nil && err == nil {
 			err = cerr
@@ -447,7 +462,7 @@ func (s *session) close(dirs []string, err error) error {
 		s.n.j = nil
 	}
 	if s.lock != nil {
-		if rerr := s.lock.release(s.n, dirs); rerr != nil && err == nil {
+		if rerr := s.lock.release(s.n); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
@@ -481,10 +496,10 @@ var errRunAsRoot = errors.New("install and uninstall write to /etc and /var/lib:
 func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, service string) (*Result, error) {
 	res.Actions = p.actions()
 	if s.lock != nil {
-		// Directories the lock made for the state directory are install's too.
+		// Directories made to hold the lock file stay with it, and are named.
 		var made []Action
 		for _, d := range s.lock.made {
-			if d != StateDir && !strings.HasPrefix(d, StateDir+"/") {
+			if d != StateDir {
 				made = append(made, Action{Kind: "mkdir", Path: d, Detail: "mode 0755"})
 			}
 		}
@@ -493,21 +508,17 @@ func (s *session) finish(ctx context.Context, o Options, res *Result, p *plan, s
 	res.Changed = len(p.nodeOps()) > 0
 	if o.DryRun {
 		res.Diff = p.diff()
-		return res, s.close(nil, nil)
+		return res, s.close(nil)
 	}
 	if os.Geteuid() != 0 {
 		if err := p.checkWritable(s.n); err != nil {
-			return nil, s.close(nil, err)
+			return nil, s.close(err)
 		}
 	}
 	if err := p.apply(s.n); err != nil {
-		return nil, s.close(nil, err)
+		return nil, s.close(err)
 	}
-	var dirs []string
-	if s.m != nil {
-		dirs = s.m.Dirs
-	}
-	if err := s.close(dirs, nil); err != nil {
+	if err := s.close(nil); err != nil {
 		return nil, err
 	}
 	if !res.Changed {

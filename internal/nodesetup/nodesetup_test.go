@@ -147,12 +147,12 @@ func TestInstallUninstallPerDistro(t *testing.T) {
 			if !un.Changed || len(un.Notes) > 0 {
 				t.Errorf("uninstall: changed %v, notes %q", un.Changed, un.Notes)
 			}
-			assertTree(t, "after uninstall (want the original tree)", before, snapshot(t, root))
+			assertTree(t, "after uninstall (want the original tree)", withLock(before), snapshot(t, root))
 			un2, err := Uninstall(ctx, Options{Root: root})
 			if err != nil || !un2.Unchanged {
 				t.Errorf("second uninstall: %+v, %v", un2, err)
 			}
-			assertTree(t, "after second uninstall", before, snapshot(t, root))
+			assertTree(t, "after second uninstall", withLock(before), snapshot(t, root))
 
 			golden(t, tt.name+".txt", "##### install --dry-run\n"+reportText(dr)+dr.Diff+
 				"##### install\n"+reportText(res)+changedFiles(before, installed)+
@@ -186,7 +186,8 @@ func TestDetect(t *testing.T) {
 }
 
 // refuse runs Install expecting an error that mentions every one of want,
-// and checks the tree was left exactly as it was.
+// and checks the tree was left exactly as it was, but for the lock file: a
+// usage error comes before the lock, so it leaves not even that.
 func refuse(t *testing.T, o Options, want ...string) error {
 	t.Helper()
 	before := snapshot(t, o.Root)
@@ -199,7 +200,11 @@ func refuse(t *testing.T, o Options, want ...string) error {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
 	}
-	assertTree(t, "after refusal", before, snapshot(t, o.Root))
+	wantTree := withLock(before)
+	if ue := (*UsageError)(nil); errors.As(err, &ue) {
+		wantTree = before
+	}
+	assertTree(t, "after refusal", wantTree, snapshot(t, o.Root))
 	return err
 }
 
@@ -352,7 +357,7 @@ func TestEKSWithoutForceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertTree(t, "EKS without --force", before, snapshot(t, root))
+	assertTree(t, "EKS without --force", withLock(before), snapshot(t, root))
 	if !res.NeedsForce || res.Changed || !strings.Contains(res.Diff, eksProviderDir+"/ecr-credential-provider") {
 		t.Errorf("want NeedsForce and the would-be change in the diff: %+v", res)
 	}
@@ -383,7 +388,7 @@ func TestRollbackOnFailurePartWay(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "rolled back") {
 		t.Fatalf("err = %v, want the write failure, rolled back", err)
 	}
-	assertTree(t, "after rollback", before, snapshot(t, root))
+	assertTree(t, "after rollback", withLock(before), snapshot(t, root))
 }
 
 // The issue's first two findings: an edit made after install survives a
@@ -435,7 +440,7 @@ func TestEditsSurviveReinstallAndUninstall(t *testing.T) {
 	after := snapshot(t, root)
 	delete(after, "/etc/default/kubelet")
 	delete(before, "/etc/default/kubelet")
-	assertTree(t, "after uninstall, but for the edited file", before, after)
+	assertTree(t, "after uninstall, but for the edited file", withLock(before), after)
 }
 
 // An unrelated flag changed after install: the kubelet's flags still name
@@ -509,7 +514,7 @@ func TestReinstallWithOtherOptions(t *testing.T) {
 	if _, err := Uninstall(ctx, Options{Root: root}); err != nil {
 		t.Fatal(err)
 	}
-	assertTree(t, "after uninstall", before, snapshot(t, root))
+	assertTree(t, "after uninstall", withLock(before), snapshot(t, root))
 }
 
 func TestRestart(t *testing.T) {
@@ -584,4 +589,38 @@ func TestCRLFEnvFile(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("after uninstall:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// The lock file is opened without following symlinks: one planted at its
+// path makes install refuse, and the link's target is left as it was.
+func TestLockFileSymlinkRefused(t *testing.T) {
+	root := nodeRoot(t, "kubeadm-debian")
+	// A link to a file inside the node, as the node would see it.
+	if err := os.Symlink("../../etc/default/kubelet", filepath.Join(root, LockFile)); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	_, err := Install(context.Background(), Options{Root: root, Binary: writeBinary(t, fakeBinary)})
+	if err == nil || !strings.Contains(err.Error(), LockFile) {
+		t.Fatalf("install with a symlink at the lock file: %v; want an error naming %s", err, LockFile)
+	}
+	assertTree(t, "after the refusal", before, snapshot(t, root))
+}
+
+// A state directory an earlier release left holds its lock file; the
+// last uninstall removes that too, leaving only the new lock file.
+func TestUninstallRemovesLegacyLockFile(t *testing.T) {
+	root := nodeRoot(t, "kubeadm-debian")
+	before := snapshot(t, root)
+	if _, err := Install(context.Background(), Options{Root: root, Binary: writeBinary(t, fakeBinary)}); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(root, StateDir, "lock")
+	if err := os.WriteFile(legacy, []byte(`["/var/lib/ecr-credential-provider"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Uninstall(context.Background(), Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	assertTree(t, "after uninstall", withLock(before), snapshot(t, root))
 }

@@ -5,6 +5,7 @@ package nodesetup
 import (
 	"io/fs"
 	"os"
+	"path"
 	"syscall"
 )
 
@@ -24,3 +25,24 @@ func owner(fi fs.FileInfo) (uid, gid int) {
 }
 
 func writable(p string) bool { return syscall.Access(p, 2 /* W_OK */) == nil }
+
+// openNoFollow opens p (creating it 0600 if flag says so). Its directory
+// is resolved as every path is (a node image may link /var/lib); the file
+// is opened with openat and O_NOFOLLOW, so the kernel refuses a symlink
+// planted at its name (os.Root's OpenFile follows one inside the root).
+func openNoFollow(n *nodeFS, p string, flag int) (*os.File, error) {
+	dir, err := n.resolve(path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	d, err := n.root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fd, err := syscall.Openat(int(d.Fd()), path.Base(p), flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

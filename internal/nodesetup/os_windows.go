@@ -20,3 +20,5 @@ func unsupportedOS() error             { return errWindows }
 func lockExclusive(*os.File) error     { return errWindows }
 func owner(fs.FileInfo) (uid, gid int) { return -1, -1 }
 func writable(string) bool             { return false }
+
+func openNoFollow(*nodeFS, string, int) (*os.File, error) { return nil, errWindows }

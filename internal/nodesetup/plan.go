@@ -624,7 +624,8 @@ func planUninstall(n *nodeFS, m *manifest, force bool, keep map[string]string) (
 	}
 	// Directories before the record that lists them: a crash in between
 	// leaves the record, and the next run removes the rest. The state
-	// directory's own go when the lock is released. Backups go after the
+	// directory goes when the lock is released; its parents hold the lock
+	// file, which stays. Backups go after the
 	// record: one a crash leaves behind unnamed is swept by the next run.
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
 		if d := m.Dirs[i]; d != StateDir && !strings.HasPrefix(d, StateDir+"/") && !strings.HasPrefix(StateDir, d+"/") {

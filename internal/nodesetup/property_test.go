@@ -318,8 +318,17 @@ func (s *seqState) finalUninstall() {
 			s.fail("%s, which no operator edited, differs from before:\n%s\nwant\n%s", p, g.Data, e.Data)
 		}
 	}
+	// Of install's, only the lock file (and the directories holding it)
+	// may stay; a sequence in which no run took the lock leaves not even it.
+	kept := s.original
+	if g, ok := got[LockFile]; ok {
+		kept = withLock(s.original)
+		if g != kept[LockFile] {
+			s.fail("lock file %s is %+v, want an empty file, mode 0600", LockFile, g)
+		}
+	}
 	for p, e := range got {
-		if _, ok := s.original[p]; ok {
+		if _, ok := kept[p]; ok {
 			continue
 		}
 		keep := s.edited[p] || e.Mode.IsDir() && slices.ContainsFunc(keys(s.edited), func(q string) bool { return strings.HasPrefix(q, p+"/") })

@@ -80,7 +80,7 @@ func stateFiles(n *nodeFS) []string {
 		names, _ := n.readDir(dir)
 		for _, name := range names {
 			p := path.Join(dir, name)
-			if p == lockFile || p == journalFile || p == backupDir || n.isDir(p) {
+			if p == legacyLockFile || p == journalFile || p == backupDir || n.isDir(p) {
 				continue
 			}
 			out = append(out, p)
@@ -162,13 +162,7 @@ func (s *Snapshot) Restore(ctx context.Context) error {
 		}
 		return nil
 	}()
-	var made []string
-	for _, d := range s.dirs {
-		if d == StateDir || strings.HasPrefix(StateDir, d+"/") {
-			made = append(made, d)
-		}
-	}
-	return sess.close(made, err)
+	return sess.close(err)
 }
 
 // CheckBoot lists every reason the kubelet could not start with the

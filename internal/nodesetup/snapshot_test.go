@@ -55,7 +55,7 @@ func TestSnapshotRestore(t *testing.T) {
 				if err := snap.Restore(ctx); err != nil {
 					t.Fatalf("%s: restore: %v", st.name, err)
 				}
-				assertTree(t, st.name+" restored", before, snapshot(t, root))
+				assertTree(t, st.name+" restored", withLock(before), snapshot(t, root))
 				// The node works as before: the run is repeatable.
 				if _, err := run(ctx, st.o); err != nil {
 					t.Fatalf("%s again after the restore: %v", st.name, err)

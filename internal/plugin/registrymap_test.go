@@ -43,7 +43,9 @@ func TestRegistryMap(t *testing.T) {
 
 	for _, tt := range []struct{ image, authHost, password string }{
 		{"docker.io/library/nginx:latest", "docker.io", "pw-for-" + cacheReg},
-		{"index.docker.io/library/busybox", "index.docker.io", "pw-for-" + cacheReg},
+		// The kubelet names Docker Hub docker.io, and matches keys against
+		// that name: index.docker.io is keyed as docker.io.
+		{"index.docker.io/library/busybox", "docker.io", "pw-for-" + cacheReg},
 		{"ghcr.io/org/tool:v1", "ghcr.io", "pw-for-" + cacheReg},
 		{"registry.example.com/team/app:v2", "registry.example.com", "pw-for-" + customReg},
 		{cacheReg + "/docker-hub/library/nginx", cacheReg, "pw-for-" + cacheReg},

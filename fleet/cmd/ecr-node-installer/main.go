@@ -67,7 +67,8 @@ func main() {
 	}
 }
 
-const defaultReadyFile = "/tmp/ecr-node-installer-ready"
+// defaultReadyFile is on the chart's emptyDir: the image has no /tmp.
+const defaultReadyFile = "/run/ecr-node-installer/ready"
 
 type list []string
 
