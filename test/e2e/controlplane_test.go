@@ -131,6 +131,8 @@ func (cp *controlPlane) startControllers(t *testing.T, bins map[string]string) {
 		"--service-account-private-key-file", cp.saKey,
 		"--root-ca-file", cp.pki.CAFile,
 		"--use-service-account-credentials=false",
+		// The DaemonSet controller's decisions, for a failing rollout test.
+		"--vmodule", "daemon_controller=4,update=4",
 		"--v", "1")
 	sched := startProc(t, "kube-scheduler", filepath.Join(cp.dir, "kube-scheduler.log"), nil, bins["kube-scheduler"],
 		"--kubeconfig", admin,
