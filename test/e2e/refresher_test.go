@@ -252,6 +252,10 @@ spec:
 	})
 
 	t.Run("2-rotation-updates-in-place", func(t *testing.T) {
+		// It needs the namespaces to itself: the first refresher would
+		// take the Secret out of a namespace its selector leaves out (it
+		// has stopped already unless this subtest runs alone).
+		ctl.stop()
 		// Its own emulator: a token lives a minute (the refresher fetches
 		// the next after half of it) and each carries a new password.
 		rotEmu, err := awsemu.Start(awsemu.Options{RotatePasswords: true, TokenTTL: time.Minute})
