@@ -48,6 +48,10 @@ import (
 	"github.com/kubecred/ecr-credential-provider/refresher/internal/metrics"
 )
 
+// Version is set at link time by the release (-ldflags "-X
+// ...refresher.Version=v1.2.3"); empty in other builds.
+var Version string
+
 // Defaults.
 const (
 	DefaultSecretName     = "ecr-pull-secret"

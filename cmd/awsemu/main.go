@@ -55,6 +55,7 @@ func run(args []string) int {
 	fs.StringVar(&opts.Region, "region", "us-west-2", "region IMDS reports")
 	fs.StringVar(&opts.RoleName, "role", "ecr-node-role", "instance profile role name")
 	fs.StringVar(&opts.Password, "password", "", "registry password in every token (default: one per principal)")
+	fs.BoolVar(&opts.RotatePasswords, "rotate-passwords", false, "give every token a password of its own (the Nth: the password plus -N)")
 	fs.DurationVar(&opts.TokenTTL, "token-ttl", 12*time.Hour, "ECR authorization token lifetime")
 	fs.DurationVar(&opts.CredentialTTL, "credential-ttl", time.Hour, "IMDS and STS credential lifetime")
 	fs.Int64Var(&opts.Seed, "seed", 1, "seed for fault decisions and generated keys")

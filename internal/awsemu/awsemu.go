@@ -25,7 +25,8 @@
 //	POST /_emu/deny       {"action":"ecr:GetAuthorizationToken","principal":"arn:..."}; "allow":true undoes it;
 //	                      {"refuseRole":"arn:aws:iam::...:role/x"} makes STS refuse that role
 //	POST /_emu/reset      Reset: counters, log, faults and policy
-//	GET  /_emu/password?principal=ARN[&region=R]   the password tokens for that principal carry
+//	GET  /_emu/password?principal=ARN[&region=R][&token=N]   the password tokens for that principal carry
+//	                      (with token=N, the Nth token's: see Options.RotatePasswords)
 //	POST /_emu/oidc-provider {"url":"https://issuer","clientIds":["sts.amazonaws.com"],"caPem":"..."}
 //	                      registers an IAM OIDC provider (see OIDCProvider); answers {"arn":...}
 //	POST /_emu/role       {"arn":"arn:aws:iam::...:role/x","trustPolicy":"{...}","password":"..."}
@@ -85,8 +86,12 @@ type Options struct {
 	// real ECR tokens open only their own region's registries, so a test
 	// can tell which region a token came from.
 	RegionalPasswords bool
-	TokenTTL          time.Duration // ECR token lifetime; default 12h
-	CredentialTTL     time.Duration // IMDS and STS credential lifetime; default 1h
+	// RotatePasswords gives every token a password of its own, as real ECR
+	// tokens have, so a test can see a refresh bring new credentials: the
+	// Nth token a principal gets in a region carries TokenPassword(N).
+	RotatePasswords bool
+	TokenTTL        time.Duration // ECR token lifetime; default 12h
+	CredentialTTL   time.Duration // IMDS and STS credential lifetime; default 1h
 	// StaticKeys are long-term keys (for env or shared-file credentials),
 	// by access key ID.
 	StaticKeys map[string]StaticKey
@@ -124,6 +129,7 @@ type Server struct {
 	providers  map[string]*oidcProvider   // by host/path
 	roles      map[string]*role           // by role ARN
 	stats      map[string]*OpStats        // "target/operation"
+	issued     map[string]int             // ECR tokens issued, by principal and region
 	total      int
 	inFlight   int
 	log        []Record
@@ -190,6 +196,7 @@ func newServer(opts Options) *Server {
 		imdsTokens: map[string]time.Time{},
 		providers:  map[string]*oidcProvider{},
 		roles:      map[string]*role{},
+		issued:     map[string]int{},
 	}
 	for id, k := range opts.StaticKeys {
 		s.creds[id] = &credential{AKID: id, Secret: k.Secret, Token: k.Token, ARN: k.ARN, UserID: id}
@@ -273,6 +280,36 @@ func (s *Server) PasswordIn(principalARN, region string) string {
 		return s.PasswordFor(principalARN)
 	}
 	return s.PasswordFor(principalARN + "\x00" + region)
+}
+
+// TokenPassword is the registry password in the nth token (counting from
+// 1) a region issues to principalARN: PasswordIn's, with the token's
+// number appended when Options.RotatePasswords is set.
+func (s *Server) TokenPassword(principalARN, region string, n int) string {
+	pw := s.PasswordIn(principalARN, region)
+	if !s.opts.RotatePasswords {
+		return pw
+	}
+	return fmt.Sprintf("%s-%d", pw, n)
+}
+
+// TokensIssued is how many ECR tokens a region has issued to principalARN
+// (ECR and ECR Public together). Reset keeps the count: the tokens AWS
+// handed out stay handed out.
+func (s *Server) TokensIssued(principalARN, region string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issued[principalARN+"\x00"+region]
+}
+
+// issueToken counts one more token for principalARN in region and returns
+// its password.
+func (s *Server) issueToken(principalARN, region string) string {
+	s.mu.Lock()
+	s.issued[principalARN+"\x00"+region]++
+	n := s.issued[principalARN+"\x00"+region]
+	s.mu.Unlock()
+	return s.TokenPassword(principalARN, region, n)
 }
 
 // ServeHTTP routes one request; see the package doc.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -257,6 +258,15 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Requests())
 	case "GET /_emu/password":
 		q := r.URL.Query()
+		if q.Has("token") {
+			n, err := strconv.Atoi(q.Get("token"))
+			if err != nil || n < 1 {
+				fail(http.StatusBadRequest, "awsemu: bad token number %q: want 1 for the first token, 2 for the next, ...", q.Get("token"))
+				return
+			}
+			writeJSON(w, map[string]string{"password": s.TokenPassword(q.Get("principal"), q.Get("region"), n)})
+			return
+		}
 		writeJSON(w, map[string]string{"password": s.PasswordIn(q.Get("principal"), q.Get("region"))})
 	case "POST /_emu/reset":
 		s.Reset()

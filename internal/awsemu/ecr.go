@@ -29,7 +29,7 @@ func (c *call) serveECR() {
 	s := c.s
 	// AWS's clock, as the SDK reads it: the response's Date.
 	c.w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
-	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.PasswordIn(c.rec.Principal, c.rec.Region)))
+	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.issueToken(c.rec.Principal, c.rec.Region)))
 	expiresAt := s.opts.Now().Add(s.opts.TokenTTL).Unix()
 	if c.rec.Target == TargetECRPublic {
 		c.reply(http.StatusOK, "application/x-amz-json-1.1", mustJSON(map[string]any{

@@ -569,3 +569,55 @@ func TestRegionalPasswords(t *testing.T) {
 		t.Errorf("regional passwords: eu-west-1 %q, us-east-1 %q; want distinct and stable", a, b)
 	}
 }
+
+func TestRotatePasswords(t *testing.T) {
+	ctx := context.Background()
+	for _, rotate := range []bool{false, true} {
+		t.Run(fmt.Sprint("rotate=", rotate), func(t *testing.T) {
+			s := withStaticKeys(t, Options{RotatePasswords: rotate})
+			cfg := loadConfig(t, "us-west-2", 1)
+			var got []string
+			for range 3 {
+				pw, _, err := ecrPassword(ctx, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, pw)
+			}
+			if n := s.TokensIssued(staticARN, "us-west-2"); n != 3 {
+				t.Errorf("TokensIssued = %d, want 3", n)
+			}
+			for i, pw := range got {
+				if want := s.TokenPassword(staticARN, "us-west-2", i+1); pw != want {
+					t.Errorf("token %d carries %q, TokenPassword says %q", i+1, pw, want)
+				}
+			}
+			distinct := got[0] != got[1] && got[1] != got[2] && got[0] != got[2]
+			if rotate && !distinct {
+				t.Errorf("with RotatePasswords the tokens share passwords: %q", got)
+			}
+			if !rotate && (got[0] != got[1] || got[1] != got[2] || got[0] != s.PasswordFor(staticARN)) {
+				t.Errorf("without RotatePasswords the password changed: %q", got)
+			}
+			// The control API names the same Nth password.
+			resp, err := http.Get(s.URL() + "/_emu/password?principal=" + staticARN + "&region=us-west-2&token=2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pw map[string]string
+			err = json.NewDecoder(resp.Body).Decode(&pw)
+			resp.Body.Close()
+			if err != nil || pw["password"] != got[1] {
+				t.Errorf("GET /_emu/password?token=2 = %v (%v), want %q", pw, err, got[1])
+			}
+			resp, err = http.Get(s.URL() + "/_emu/password?principal=" + staticARN + "&token=0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("token=0 answered %d, want 400", resp.StatusCode)
+			}
+		})
+	}
+}

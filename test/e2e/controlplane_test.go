@@ -217,6 +217,12 @@ func (cp *controlPlane) nodeKubeconfig(t *testing.T, name string) string {
 // groups, named name, and returns its path.
 func (cp *controlPlane) kubeconfig(t *testing.T, name, user string, groups ...string) string {
 	kp := cp.pki.client("client-"+name, user, groups...)
+	return cp.writeKubeconfig(t, name, fmt.Sprintf("{client-certificate: %q, client-key: %q}", kp.CertFile, kp.KeyFile))
+}
+
+// writeKubeconfig writes a kubeconfig named name whose user has the given
+// credentials (a YAML flow mapping) and returns its path.
+func (cp *controlPlane) writeKubeconfig(t *testing.T, name, credentials string) string {
 	path := filepath.Join(cp.dir, "kubeconfig-"+name)
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -225,12 +231,12 @@ clusters:
   cluster: {server: %q, certificate-authority: %q}
 users:
 - name: %[3]s
-  user: {client-certificate: %[4]q, client-key: %[5]q}
+  user: %[4]s
 contexts:
 - name: e2e
   context: {cluster: e2e, user: %[3]s}
 current-context: e2e
-`, cp.url, cp.pki.CAFile, name, kp.CertFile, kp.KeyFile)
+`, cp.url, cp.pki.CAFile, name, credentials)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,9 @@ import (
 	"github.com/kubecred/ecr-credential-provider/fleet/internal/rollout"
 )
 
+// Version is linked in by the release (-X main.Version=...).
+var Version = "dev"
+
 const usage = `Usage:
   ecr-node-installer run [flags]      install (or uninstall, or dry-run) on this pod's node, then wait
   ecr-node-installer ready [flags]    exit 0 once the node passed (the readiness probe)
@@ -54,6 +57,9 @@ func main() {
 		err = agent.Ready(*file)
 	case "remove":
 		err = remove(ctx, os.Args[2:])
+	case "version", "--version":
+		fmt.Println("ecr-node-installer " + Version)
+		return
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -8,13 +8,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
+
+	// The release's image holds the binary alone: with no system roots
+	// there, TLS to AWS uses these (on a host with roots, the host's).
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/kubecred/ecr-credential-provider/refresher"
 )
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("ecr-pull-secrets", version())
+		return
+	}
 	cfg, err := parse(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ecr-pull-secrets:", err)
@@ -81,4 +90,16 @@ func parse(args []string) (refresher.Config, error) {
 		return c, fmt.Errorf("unexpected arguments %q: every setting is a flag", fs.Args())
 	}
 	return c, nil
+}
+
+// version is the release's version, or the module version the go command
+// recorded (v0.0.0-... or (devel)) in other builds.
+func version() string {
+	if refresher.Version != "" {
+		return refresher.Version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
 }

@@ -142,6 +142,11 @@ func TestValuesReachTheDeployment(t *testing.T) {
 	if c["image"] != "example.com/ecr-pull-secrets:v9" {
 		t.Errorf("image %v", c["image"])
 	}
+	// By default, the image the release builds, at the release's tag.
+	def := docs(t, nil)["Deployment/ecr-pull-secrets"]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	if def["image"] != "ghcr.io/kubecred/ecr-pull-secrets:v0.1.0" {
+		t.Errorf("default image %v, want the release's ghcr.io/kubecred/ecr-pull-secrets:v<appVersion>", def["image"])
+	}
 	sa := objs["ServiceAccount/ecr-pull-secrets"]["metadata"].(map[string]any)
 	if sa["annotations"].(map[string]any)["eks.amazonaws.com/role-arn"] == nil {
 		t.Error("IRSA annotation not on the ServiceAccount")

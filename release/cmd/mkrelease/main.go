@@ -1,6 +1,7 @@
 // Command mkrelease writes the release directory (make release): static
-// reproducible binaries, checksums, SBOMs, deb and rpm packages and the OCI
-// image, all from one commit of the main module.
+// reproducible binaries of the plugin and the ecr-pull-secrets refresher,
+// checksums, SBOMs, the plugin's deb and rpm packages and an OCI image of
+// each, all from one commit of the checkout.
 package main
 
 import (
@@ -18,15 +19,17 @@ func main() {
 	src := flag.String("source", "..", "the main module's checkout")
 	out := flag.String("out", "../dist", "the release directory, replaced whole")
 	version := flag.String("version", "", "release version (default: git describe --tags --always --dirty)")
-	repo := flag.String("image-repository", "", "the image's name without tag (default ghcr.io/kubecred/ecr-credential-provider)")
+	repo := flag.String("image-repository", "", "the plugin image's name without tag (default ghcr.io/kubecred/ecr-credential-provider)")
+	refresherRepo := flag.String("refresher-image-repository", "", "the refresher image's name without tag (default "+dist.DefaultRefresherRepository+")")
+	installerRepo := flag.String("node-installer-image-repository", "", "the fleet installer image's name without tag (default "+dist.DefaultNodeInstallerRepository+")")
 	flag.Parse()
-	if err := run(context.Background(), *src, *out, *version, *repo); err != nil {
+	if err := run(context.Background(), *src, *out, *version, *repo, *refresherRepo, *installerRepo); err != nil {
 		fmt.Fprintln(os.Stderr, "mkrelease:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, src, out, version, repo string) error {
+func run(ctx context.Context, src, out, version, repo, refresherRepo, installerRepo string) error {
 	// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it, and an
 	// explicit version win over what git says; a source tree without git
 	// needs both.
@@ -51,7 +54,7 @@ func run(ctx context.Context, src, out, version, repo string) error {
 	}
 	start := time.Now()
 	res, err := dist.Run(ctx, dist.Options{Source: src, Out: out, Version: version, Time: commitTime,
-		ImageRepository: repo, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "mkrelease: "+f+"\n", a...) }})
+		ImageRepository: repo, RefresherImageRepository: refresherRepo, NodeInstallerImageRepository: installerRepo, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "mkrelease: "+f+"\n", a...) }})
 	if err != nil {
 		return err
 	}

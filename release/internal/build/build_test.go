@@ -17,3 +17,13 @@ func TestFileNamesAsUpstreamNamesThem(t *testing.T) {
 		}
 	}
 }
+
+func TestProgramFileNames(t *testing.T) {
+	linux := build.Target{OS: "linux", Arch: "arm64"}
+	if got := build.Refresher.FileName(linux); got != "ecr-pull-secrets-linux-arm64" {
+		t.Errorf("refresher: %q", got)
+	}
+	if build.Plugin.FileName(linux) != linux.FileName() {
+		t.Errorf("the plugin's file name has two definitions")
+	}
+}

@@ -1,6 +1,7 @@
-// Package dist writes a release directory: the binaries of every target
-// with their checksums and SBOMs, the deb and rpm packages, the OCI image
-// tarball and one SHA256SUMS over them all.
+// Package dist writes a release directory: the binaries of every program
+// (the plugin and the ecr-pull-secrets refresher) and target with their
+// checksums and SBOMs, the plugin's deb and rpm packages, one OCI image
+// tarball per program and one SHA256SUMS over them all.
 package dist
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -19,8 +21,30 @@ import (
 	"github.com/kubecred/ecr-credential-provider/release/internal/sbom"
 )
 
-// ImageFile is the OCI layout tarball's name in the release directory.
-const ImageFile = "ecr-credential-provider-image.oci.tar"
+// ImageFile and RefresherImageFile are the OCI layout tarballs' names in
+// the release directory.
+const (
+	ImageFile              = "ecr-credential-provider-image.oci.tar"
+	RefresherImageFile     = "ecr-pull-secrets-image.oci.tar"
+	NodeInstallerImageFile = "ecr-node-installer-image.oci.tar"
+)
+
+// DefaultRefresherRepository names the refresher's image when the release
+// names none; the chart's default image.
+const DefaultRefresherRepository = "ghcr.io/kubecred/ecr-pull-secrets"
+
+// DefaultNodeInstallerRepository names the fleet installer's image (the
+// installer and the plugin it installs): the ecr-credential-provider
+// chart's default image.
+const DefaultNodeInstallerRepository = "ghcr.io/kubecred/ecr-node-installer"
+
+// refresherPath is where the refresher sits in its image, and its
+// entrypoint; nodeInstallerPath the same for the node installer, whose
+// image also holds the plugin at image.BinaryPath.
+const (
+	refresherPath     = "/ecr-pull-secrets"
+	nodeInstallerPath = "/ecr-node-installer"
+)
 
 // SumsFile lists the SHA-256 of every artifact.
 const SumsFile = "SHA256SUMS"
@@ -38,17 +62,35 @@ type Options struct {
 	Time time.Time
 	// Targets defaults to build.Targets.
 	Targets []build.Target
-	// ImageRepository names the image; "" is image.DefaultRepository.
-	ImageRepository string
+	// Programs defaults to build.Programs.
+	Programs []build.Program
+	// ImageRepository names the plugin's image; "" is
+	// image.DefaultRepository. RefresherImageRepository names the
+	// refresher's; "" is DefaultRefresherRepository.
+	ImageRepository, RefresherImageRepository string
+	// NodeInstallerImageRepository names the node installer's image; ""
+	// is DefaultNodeInstallerRepository.
+	NodeInstallerImageRepository string
 	// Log receives one line per step; nil discards them.
 	Log func(format string, args ...any)
 }
 
+// Binary is one built binary of the release.
+type Binary struct {
+	Program build.Program
+	Target  build.Target
+	File    string // its name in Out
+}
+
 // Result lists what Run wrote, by file name in Out.
 type Result struct {
-	Binaries map[build.Target]string
+	Binaries []Binary
 	Packages []string
-	Image    string
+	// Image and RefresherImage are the programs' image tarballs ("" when
+	// the release has no linux binary of the program).
+	Image, RefresherImage string
+	// NodeInstallerImage is the fleet installer's image tarball.
+	NodeInstallerImage string
 	// Artifacts is every file SHA256SUMS covers, sorted.
 	Artifacts []string
 }
@@ -61,6 +103,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Targets == nil {
 		o.Targets = build.Targets
+	}
+	if o.Programs == nil {
+		o.Programs = build.Programs
+	}
+	if o.RefresherImageRepository == "" {
+		o.RefresherImageRepository = DefaultRefresherRepository
+	}
+	if o.NodeInstallerImageRepository == "" {
+		o.NodeInstallerImageRepository = DefaultNodeInstallerRepository
 	}
 	logf := o.Log
 	if logf == nil {
@@ -82,34 +133,39 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	res := &Result{Binaries: map[build.Target]string{}}
+	res := &Result{}
 	var artifacts []string
-	// Every target gets its binary, checksum and SBOM; the packages and the
-	// image are Linux's.
-	linux := map[string]string{}
-	for _, t := range o.Targets {
-		logf("building %s", t)
-		path, err := build.Binary(ctx, build.Options{Source: o.Source, Out: stage, Version: o.Version}, t)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := checksum.WriteSidecar(path); err != nil {
-			return nil, err
-		}
-		bom, err := sbom.FromBinary(path, sbom.Options{Version: o.Version, Time: o.Time})
-		if err != nil {
-			return nil, err
-		}
-		bomPath := filepath.Join(stage, SBOMFile(t.FileName()))
-		if err := os.WriteFile(bomPath, bom, 0o644); err != nil {
-			return nil, err
-		}
-		res.Binaries[t] = t.FileName()
-		artifacts = append(artifacts, path, bomPath)
-		if t.OS == "linux" {
-			linux[t.Arch] = path
+	linuxOf := map[string]map[string]string{} // program name -> arch -> binary
+	for _, p := range o.Programs {
+		linuxOf[p.Name] = map[string]string{}
+		for _, t := range o.Targets {
+			if !p.Builds(t) {
+				continue
+			}
+			logf("building %s for %s", p.Name, t)
+			path, err := build.Binary(ctx, build.Options{Source: o.Source, Out: stage, Version: o.Version, Program: p}, t)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := checksum.WriteSidecar(path); err != nil {
+				return nil, err
+			}
+			bom, err := sbom.FromBinary(path, sbom.Options{Version: o.Version, Time: o.Time})
+			if err != nil {
+				return nil, err
+			}
+			bomPath := filepath.Join(stage, SBOMFile(p.FileName(t)))
+			if err := os.WriteFile(bomPath, bom, 0o644); err != nil {
+				return nil, err
+			}
+			res.Binaries = append(res.Binaries, Binary{Program: p, Target: t, File: p.FileName(t)})
+			artifacts = append(artifacts, path, bomPath)
+			if t.OS == "linux" {
+				linuxOf[p.Name][t.Arch] = path
+			}
 		}
 	}
+	linux := linuxOf[build.Plugin.Name]
 
 	// The same config 'ecr-credential-provider config print' prints.
 	config, err := providerconfig.Recommended(providerconfig.RecommendedOptions{})
@@ -129,14 +185,38 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		artifacts = append(artifacts, pkgs...)
 	}
 
-	if len(linux) > 0 {
-		logf("writing the image")
-		imgPath := filepath.Join(stage, ImageFile)
-		if _, err := image.WriteTarball(imgPath, image.Options{Binaries: linux, Repository: o.ImageRepository,
-			Version: o.Version, Time: o.Time}); err != nil {
-			return nil, fmt.Errorf("image: %v", err)
+	images := []struct {
+		file string
+		into *string
+		opts image.Options
+	}{
+		{ImageFile, &res.Image, image.Plugin(linux, o.ImageRepository, o.Version, o.Time)},
+		// The refresher alone, as the plugin is alone in its image: with
+		// no /etc/ssl there it checks AWS's certificates against the
+		// roots compiled into it (x509roots/fallback), and the API
+		// server's against the service account's mounted CA.
+		{RefresherImageFile, &res.RefresherImage, image.Options{
+			Files:      []image.File{{Path: refresherPath, Binaries: linuxOf[build.Refresher.Name]}},
+			Repository: o.RefresherImageRepository, Version: o.Version, Time: o.Time}},
+		// The DaemonSet's container and the plugin binary it installs on
+		// each node, from the same release.
+		{NodeInstallerImageFile, &res.NodeInstallerImage, image.Options{
+			Files: []image.File{
+				{Path: nodeInstallerPath, Binaries: linuxOf[build.NodeInstaller.Name]},
+				{Path: image.BinaryPath, Binaries: linux},
+			},
+			Repository: o.NodeInstallerImageRepository, Version: o.Version, Time: o.Time}},
+	}
+	for _, img := range images {
+		if slices.ContainsFunc(img.opts.Files, func(f image.File) bool { return len(f.Binaries) == 0 }) {
+			continue
 		}
-		res.Image = ImageFile
+		logf("writing %s", img.file)
+		imgPath := filepath.Join(stage, img.file)
+		if _, err := image.WriteTarball(imgPath, img.opts); err != nil {
+			return nil, fmt.Errorf("%s: %v", img.file, err)
+		}
+		*img.into = img.file
 		artifacts = append(artifacts, imgPath)
 	}
 

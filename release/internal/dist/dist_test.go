@@ -62,11 +62,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func linuxBinaries() map[string]string {
+// linuxBinaries are the release's linux binaries of p, by architecture.
+func linuxBinaries(p build.Program) map[string]string {
 	m := map[string]string{}
-	for t, name := range result.Binaries {
-		if t.OS == "linux" {
-			m[t.Arch] = filepath.Join(out, name)
+	for _, b := range result.Binaries {
+		if b.Program == p && b.Target.OS == "linux" {
+			m[b.Target.Arch] = filepath.Join(out, b.File)
 		}
 	}
 	return m
@@ -82,11 +83,12 @@ func TestLayout(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	want := []string{dist.SumsFile}
-	for _, b := range []string{"ecr-credential-provider-linux-amd64", "ecr-credential-provider-linux-arm64", "ecr-credential-provider-windows-amd64.exe"} {
+	for _, b := range []string{"ecr-credential-provider-linux-amd64", "ecr-credential-provider-linux-arm64", "ecr-credential-provider-windows-amd64.exe",
+		"ecr-pull-secrets-linux-amd64", "ecr-pull-secrets-linux-arm64", "ecr-node-installer-linux-amd64", "ecr-node-installer-linux-arm64"} {
 		want = append(want, b, b+".sha256", b+".sbom.cdx.json")
 	}
 	want = append(want, "ecr-credential-provider-9.8.7+gittest-1.aarch64.rpm", "ecr-credential-provider-9.8.7+gittest-1.x86_64.rpm",
-		"ecr-credential-provider-image.oci.tar", "ecr-credential-provider_9.8.7+gittest-1_amd64.deb", "ecr-credential-provider_9.8.7+gittest-1_arm64.deb")
+		"ecr-credential-provider-image.oci.tar", "ecr-pull-secrets-image.oci.tar", "ecr-credential-provider_9.8.7+gittest-1_amd64.deb", "ecr-credential-provider_9.8.7+gittest-1_arm64.deb")
 	for _, w := range want {
 		if _, err := os.Stat(filepath.Join(out, w)); err != nil {
 			t.Errorf("dist/ lacks %s (has %v)", w, names)
@@ -98,7 +100,8 @@ func TestLayout(t *testing.T) {
 }
 
 func TestStatic(t *testing.T) {
-	for arch, path := range linuxBinaries() {
+	for _, b := range result.Binaries {
+		arch, path := b.Target.Arch, filepath.Join(out, b.File)
 		f, err := elf.Open(path)
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +130,15 @@ func TestStatic(t *testing.T) {
 // only the kernel32.dll entry points every Go program loads the rest with,
 // as a cgo build would add msvcrt's or the MinGW runtime's.
 func TestWindowsStatic(t *testing.T) {
-	name := result.Binaries[build.Target{OS: "windows", Arch: "amd64"}]
+	var name string
+	for _, b := range result.Binaries {
+		if b.Target == (build.Target{OS: "windows", Arch: "amd64"}) {
+			if b.Program.Name != build.Plugin.Name {
+				t.Errorf("%s is built for Windows; only the plugin is", b.File)
+			}
+			name = b.File
+		}
+	}
 	if name != "ecr-credential-provider-windows-amd64.exe" {
 		t.Fatalf("the release has no windows/amd64 binary (binaries: %v)", result.Binaries)
 	}
@@ -222,15 +233,15 @@ func TestReproducible(t *testing.T) {
 	}
 	t.Setenv("GOCACHE", t.TempDir())
 	again := t.TempDir()
-	for target, name := range result.Binaries {
-		path, err := build.Binary(context.Background(), build.Options{Source: copyDir, Out: again, Version: version}, target)
+	for _, rb := range result.Binaries {
+		path, err := build.Binary(context.Background(), build.Options{Source: copyDir, Out: again, Version: version, Program: rb.Program}, rb.Target)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, _ := os.ReadFile(filepath.Join(out, name))
+		a, _ := os.ReadFile(filepath.Join(out, rb.File))
 		b, _ := os.ReadFile(path)
 		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s: the build in %s differs from the release's", target, copyDir)
+			t.Errorf("%s: the build in %s differs from the release's", rb.File, copyDir)
 		}
 	}
 }
@@ -258,7 +269,8 @@ func TestChecksums(t *testing.T) {
 		}
 	}
 	// What the README tells operators to run.
-	for _, name := range result.Binaries {
+	for _, b := range result.Binaries {
+		name := b.File
 		cmd := exec.Command("sha256sum", "-c", name+".sha256")
 		cmd.Dir = out
 		if b, err := cmd.CombinedOutput(); err != nil || string(b) != name+": OK\n" {
@@ -273,19 +285,11 @@ func TestChecksums(t *testing.T) {
 }
 
 func TestSBOMListsWhatGoVersionShows(t *testing.T) {
-	for target, name := range result.Binaries {
-		shown, err := exec.Command("go", "version", "-m", filepath.Join(out, name)).CombinedOutput()
-		if err != nil {
-			t.Fatal(err, string(shown))
-		}
-		want := map[string]string{}
-		for _, line := range strings.Split(string(shown), "\n") {
-			if f := strings.Fields(line); len(f) >= 3 && f[0] == "dep" {
-				want[f[1]] = f[2]
-			}
-		}
+	for _, b := range result.Binaries {
+		name := b.File
+		mainModule, want := testenv.GoVersionModules(t, filepath.Join(out, name), version)
 		if len(want) < 5 {
-			t.Fatalf("%s: go version -m shows only %d modules:\n%s", target, len(want), shown)
+			t.Fatalf("%s: go version -m shows only %d modules", name, len(want))
 		}
 		var bom cdx.BOM
 		data, err := os.ReadFile(filepath.Join(out, dist.SBOMFile(name)))
@@ -300,24 +304,35 @@ func TestSBOMListsWhatGoVersionShows(t *testing.T) {
 			got[c.Name] = c.Version
 		}
 		if len(got) != len(want) {
-			t.Errorf("%s: the SBOM lists %d modules, go version -m %d", target, len(got), len(want))
+			t.Errorf("%s: the SBOM lists %d modules, go version -m %d", name, len(got), len(want))
 		}
 		for p, v := range want {
 			if got[p] != v {
-				t.Errorf("%s: go version -m shows %s %s, the SBOM %q", target, p, v, got[p])
+				t.Errorf("%s: go version -m shows %s %s, the SBOM %q", name, p, v, got[p])
 			}
 		}
-		if m := bom.Metadata.Component; m.Name != "github.com/kubecred/ecr-credential-provider" || m.Version != version {
-			t.Errorf("%s: the SBOM describes %s %s", target, m.Name, m.Version)
+		wantMain := map[string]string{build.Plugin.Name: "github.com/kubecred/ecr-credential-provider",
+			build.Refresher.Name:     "github.com/kubecred/ecr-credential-provider/refresher",
+			build.NodeInstaller.Name: "github.com/kubecred/ecr-credential-provider/fleet"}[b.Program.Name]
+		if m := bom.Metadata.Component; m.Name != wantMain || m.Name != mainModule || m.Version != version {
+			t.Errorf("%s: the SBOM describes %s %s, want %s %s", name, m.Name, m.Version, wantMain, version)
 		}
 	}
 }
 
 func TestVersionAndConfigPrint(t *testing.T) {
-	bin := linuxBinaries()["amd64"]
+	bin := linuxBinaries(build.Plugin)["amd64"]
 	got, err := exec.Command(bin, "--version").Output()
 	if err != nil || string(got) != "ecr-credential-provider "+version+"\n" {
 		t.Errorf("--version: %v %q", err, got)
+	}
+	got, err = exec.Command(linuxBinaries(build.NodeInstaller)["amd64"], "version").Output()
+	if err != nil || string(got) != "ecr-node-installer "+version+"\n" {
+		t.Errorf("ecr-node-installer version: %v %q", err, got)
+	}
+	got, err = exec.Command(linuxBinaries(build.Refresher)["amd64"], "--version").Output()
+	if err != nil || string(got) != "ecr-pull-secrets "+version+"\n" {
+		t.Errorf("ecr-pull-secrets --version: %v %q", err, got)
 	}
 	// The packages ship what the binary prints as its recommended config.
 	want, err := exec.Command(bin, "config", "print").Output()
@@ -365,39 +380,92 @@ func TestVersionAndConfigPrint(t *testing.T) {
 			t.Errorf("%s ships config\n%s\nwant what config print prints\n%s", p, config, want)
 		}
 		arch := map[bool]string{true: "arm64", false: "amd64"}[strings.Contains(p, "aarch64")]
-		if released, _ := os.ReadFile(linuxBinaries()[arch]); !bytes.Equal(binary, released) {
+		if released, _ := os.ReadFile(linuxBinaries(build.Plugin)[arch]); !bytes.Equal(binary, released) {
 			t.Errorf("%s does not ship the released %s binary", p, arch)
 		}
 	}
 }
 
 func TestImageHoldsTheReleasedBinaries(t *testing.T) {
-	_, byArch, err := image.Load(filepath.Join(out, result.Image), t.TempDir())
+	for _, tc := range []struct {
+		file, name, path string
+		program          build.Program
+	}{
+		{result.Image, image.DefaultRepository + ":" + version, image.BinaryPath, build.Plugin},
+		{result.RefresherImage, dist.DefaultRefresherRepository + ":" + version, "/ecr-pull-secrets", build.Refresher},
+	} {
+		entry, byArch, err := image.Load(filepath.Join(out, tc.file), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := entry.Annotations["io.containerd.image.name"]; got != tc.name {
+			t.Errorf("%s names itself %q, want %q", tc.file, got, tc.name)
+		}
+		bins := linuxBinaries(tc.program)
+		if len(byArch) != len(bins) {
+			t.Fatalf("%s: the index has %d platforms, the release %d linux binaries", tc.file, len(byArch), len(bins))
+		}
+		for arch, img := range byArch {
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cf.OS != "linux" || cf.Architecture != arch || fmt.Sprint(cf.Config.Entrypoint) != "["+tc.path+"]" {
+				t.Fatalf("%s linux/%s's config says %s/%s, entrypoint %q", tc.file, arch, cf.OS, cf.Architecture, cf.Config.Entrypoint)
+			}
+			// The binary alone: nothing else in the image.
+			files, err := image.Files(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(bins[cf.Architecture])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 1 || sha256.Sum256(files[tc.path]) != sha256.Sum256(want) {
+				t.Errorf("%s %s: the image holds %d files, its %s is not dist/'s binary", tc.file, arch, len(files), tc.path)
+			}
+		}
+	}
+}
+
+// The fleet installer's image holds the installer as its entrypoint and
+// the released plugin binary it installs, and nothing else.
+func TestNodeInstallerImage(t *testing.T) {
+	entry, byArch, err := image.Load(filepath.Join(out, result.NodeInstallerImage), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := linuxBinaries()
-	if len(byArch) != len(bins) {
-		t.Fatalf("the index has %d platforms, the release %d linux binaries", len(byArch), len(bins))
+	if got, want := entry.Annotations["io.containerd.image.name"], dist.DefaultNodeInstallerRepository+":"+version; got != want {
+		t.Errorf("the image names itself %q, want %q", got, want)
+	}
+	installers, plugins := linuxBinaries(build.NodeInstaller), linuxBinaries(build.Plugin)
+	if len(byArch) != 2 || len(installers) != 2 {
+		t.Fatalf("the index has %d platforms, the release %d installer binaries", len(byArch), len(installers))
 	}
 	for arch, img := range byArch {
 		cf, err := img.ConfigFile()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cf.OS != "linux" || cf.Architecture != arch {
-			t.Fatalf("linux/%s's config says %s/%s", arch, cf.OS, cf.Architecture)
+		if fmt.Sprint(cf.Config.Entrypoint) != "[/ecr-node-installer]" {
+			t.Errorf("linux/%s: entrypoint %q", arch, cf.Config.Entrypoint)
 		}
-		got, err := image.Binary(img)
+		files, err := image.Files(img)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(bins[cf.Architecture])
-		if err != nil {
-			t.Fatal(err)
+		if len(files) != 2 {
+			t.Errorf("linux/%s: the image holds %d files, want the installer and the plugin", arch, len(files))
 		}
-		if sha256.Sum256(got) != sha256.Sum256(want) {
-			t.Errorf("%s: the image's binary is not dist/'s", cf.Architecture)
+		for path, bin := range map[string]string{"/ecr-node-installer": installers[arch], image.BinaryPath: plugins[arch]} {
+			want, err := os.ReadFile(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sha256.Sum256(files[path]) != sha256.Sum256(want) {
+				t.Errorf("linux/%s: %s is not dist/'s %s", arch, path, filepath.Base(bin))
+			}
 		}
 	}
 }
@@ -421,7 +489,7 @@ func TestArm64RunsUnderQemu(t *testing.T) {
 	req := `{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"` + host + `/team/app:1"}`
 	call := func() {
 		t.Helper()
-		cmd := exec.Command(qemu, linuxBinaries()["arm64"], "get-credentials")
+		cmd := exec.Command(qemu, linuxBinaries(build.Plugin)["arm64"], "get-credentials")
 		cmd.Env = env
 		cmd.Stdin = strings.NewReader(req)
 		var stdout, stderr bytes.Buffer
@@ -455,4 +523,25 @@ func mapKeys[V any](m map[string]V) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// The chart's default image is the one the release builds.
+func TestChartDefaultsToTheRefresherImage(t *testing.T) {
+	values, err := os.ReadFile(filepath.Join(source, "deploy", "charts", "ecr-pull-secrets", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(values), "\n  repository: "+dist.DefaultRefresherRepository+"\n") {
+		t.Errorf("the chart's values.yaml does not default image.repository to %s", dist.DefaultRefresherRepository)
+	}
+}
+
+func TestChartDefaultsToTheNodeInstallerImage(t *testing.T) {
+	values, err := os.ReadFile(filepath.Join(source, "deploy", "charts", "ecr-credential-provider", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(values), "\n  repository: "+dist.DefaultNodeInstallerRepository+"\n") {
+		t.Errorf("the chart's values.yaml does not default image.repository to %s", dist.DefaultNodeInstallerRepository)
+	}
 }

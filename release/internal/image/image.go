@@ -1,7 +1,8 @@
-// Package image builds the release's OCI image with go-containerregistry,
+// Package image builds the release's OCI images with go-containerregistry,
 // no container engine needed: a multi-arch index of one-layer images, each
-// holding only the static binary as its entrypoint, written as an OCI
-// layout tarball that ctr images import (and skopeo, crane, podman) load.
+// holding only the static binaries it names (the plugin's image: the plugin
+// alone, as its entrypoint), written as an OCI layout tarball that ctr
+// images import (and skopeo, crane, podman) load.
 package image
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"time"
@@ -23,22 +25,40 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// BinaryPath is where the binary sits in the image, and its entrypoint.
+// BinaryPath is where the plugin's binary sits in its image, and its
+// entrypoint.
 const BinaryPath = "/ecr-credential-provider"
 
-// DefaultRepository names the image when the release names none.
+// DefaultRepository names the plugin's image when the release names none.
 const DefaultRepository = "ghcr.io/kubecred/ecr-credential-provider"
+
+// File is one executable in the image, built per architecture.
+type File struct {
+	// Path is where it sits in the image, absolute.
+	Path string
+	// Binaries maps a linux architecture (amd64, arm64) to its binary.
+	Binaries map[string]string
+}
 
 // Options describe the image.
 type Options struct {
-	// Binaries maps a linux architecture (amd64, arm64) to its binary.
-	Binaries map[string]string
+	// Files are the image's whole content, in layer order. Every file has
+	// a binary for every architecture of the first.
+	Files []File
+	// Entrypoint defaults to the first file's path.
+	Entrypoint []string
 	// Repository and Version make the image's name, repository:version.
 	Repository string
 	Version    string
 	// Time is every timestamp in the image: the config's created and the
 	// layer's file times.
 	Time time.Time
+}
+
+// Plugin is the plugin's image: its binary for each architecture, alone,
+// at BinaryPath.
+func Plugin(binaries map[string]string, repository, version string, at time.Time) Options {
+	return Options{Files: []File{{Path: BinaryPath, Binaries: binaries}}, Repository: repository, Version: version, Time: at}
 }
 
 // Name is the image reference the tarball carries.
@@ -53,17 +73,28 @@ func (o Options) Name() string {
 // Index builds the multi-arch index, one manifest per architecture in
 // sorted order.
 func Index(o Options) (v1.ImageIndex, error) {
-	if len(o.Binaries) == 0 || o.Version == "" || o.Time.IsZero() {
+	if len(o.Files) == 0 || len(o.Files[0].Binaries) == 0 || o.Version == "" || o.Time.IsZero() {
 		return nil, fmt.Errorf("an image needs binaries, a version and a timestamp")
 	}
-	archs := make([]string, 0, len(o.Binaries))
-	for a := range o.Binaries {
+	archs := make([]string, 0, len(o.Files[0].Binaries))
+	for a := range o.Files[0].Binaries {
 		archs = append(archs, a)
 	}
 	sort.Strings(archs)
+	for _, f := range o.Files {
+		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
+			return nil, fmt.Errorf("image file path %q: want a clean absolute path", f.Path)
+		}
+		if len(f.Binaries) != len(archs) {
+			return nil, fmt.Errorf("%s has binaries for %d architectures, %s for %d: want the same", f.Path, len(f.Binaries), o.Files[0].Path, len(archs))
+		}
+	}
+	if len(o.Entrypoint) == 0 {
+		o.Entrypoint = []string{o.Files[0].Path}
+	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, arch := range archs {
-		img, err := archImage(o.Binaries[arch], arch, o)
+		img, err := archImage(arch, o)
 		if err != nil {
 			return nil, fmt.Errorf("linux/%s: %v", arch, err)
 		}
@@ -75,15 +106,30 @@ func Index(o Options) (v1.ImageIndex, error) {
 	return idx, nil
 }
 
-func archImage(binary, arch string, o Options) (v1.Image, error) {
-	data, err := os.ReadFile(binary)
-	if err != nil {
+func archImage(arch string, o Options) (v1.Image, error) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, f := range o.Files {
+		bin, ok := f.Binaries[arch]
+		if !ok {
+			return nil, fmt.Errorf("no %s binary for %s", arch, f.Path)
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Path[1:], Mode: 0o755, Size: int64(len(data)), ModTime: o.Time, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	layerTar, err := singleFileTar(BinaryPath[1:], data, 0o755, o.Time)
-	if err != nil {
-		return nil, err
-	}
+	layerTar := b.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, tarball.WithMediaType(types.OCILayer))
@@ -103,7 +149,7 @@ func archImage(binary, arch string, o Options) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", arch
 	cf.Created = v1.Time{Time: o.Time}
-	cf.Config.Entrypoint = []string{BinaryPath}
+	cf.Config.Entrypoint = o.Entrypoint
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.version":  o.Version,
 		"org.opencontainers.image.source":   "https://github.com/kubecred/ecr-credential-provider",
@@ -111,23 +157,6 @@ func archImage(binary, arch string, o Options) (v1.Image, error) {
 		"org.opencontainers.image.created":  o.Time.UTC().Format(time.RFC3339),
 	}
 	return mutate.ConfigFile(img, cf)
-}
-
-// singleFileTar is a layer holding one file, owned by root, at the given time.
-func singleFileTar(name string, data []byte, mode int64, at time.Time) ([]byte, error) {
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: at, Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
 }
 
 // WriteTarball writes the index as an OCI layout tarball at path, the

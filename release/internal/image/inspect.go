@@ -101,14 +101,32 @@ func writeFrom(path string, r io.Reader) error {
 	return f.Close()
 }
 
-// Binary returns the content of the image's entrypoint file, read from its
-// layers, with an error if any layer holds anything else.
+// Binary returns the content of the plugin image's entrypoint file, read
+// from its layers, with an error if any layer holds anything else.
 func Binary(img v1.Image) ([]byte, error) {
+	files, err := Files(img)
+	if err != nil {
+		return nil, err
+	}
+	for name := range files {
+		if name != BinaryPath {
+			return nil, fmt.Errorf("layer holds %q besides the binary", name)
+		}
+	}
+	if files[BinaryPath] == nil {
+		return nil, fmt.Errorf("no %s in the image", BinaryPath)
+	}
+	return files[BinaryPath], nil
+}
+
+// Files returns every regular file the image's layers hold, by absolute
+// path, with an error for anything that is not a regular file.
+func Files(img v1.Image) (map[string][]byte, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
+	out := map[string][]byte{}
 	for _, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
@@ -124,19 +142,17 @@ func Binary(img v1.Image) ([]byte, error) {
 				rc.Close()
 				return nil, err
 			}
-			if "/"+strings.TrimPrefix(hdr.Name, "./") != BinaryPath {
+			name := "/" + strings.TrimPrefix(hdr.Name, "./")
+			if hdr.Typeflag != tar.TypeReg {
 				rc.Close()
-				return nil, fmt.Errorf("layer holds %q besides the binary", hdr.Name)
+				return nil, fmt.Errorf("layer holds %q, not a regular file", name)
 			}
-			if out, err = io.ReadAll(tr); err != nil {
+			if out[name], err = io.ReadAll(tr); err != nil {
 				rc.Close()
 				return nil, err
 			}
 		}
 		rc.Close()
-	}
-	if out == nil {
-		return nil, fmt.Errorf("no %s in the image", BinaryPath)
 	}
 	return out, nil
 }

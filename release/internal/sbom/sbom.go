@@ -10,6 +10,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -61,6 +64,13 @@ func FromBinary(path string, o Options) ([]byte, error) {
 		if d.Replace != nil {
 			m = d.Replace
 		}
+		// A directory replacement (the refresher's of the main module) is
+		// this release's own source tree: the module at the release's
+		// version, not a path relative to a checkout.
+		local := d.Replace != nil && localDir(d.Replace.Path)
+		if local {
+			m = &debug.Module{Path: d.Path, Version: version}
+		}
 		c := cdx.Component{
 			BOMRef:     PackageURL(m.Path, m.Version),
 			Type:       cdx.ComponentTypeLibrary,
@@ -71,7 +81,7 @@ func FromBinary(path string, o Options) ([]byte, error) {
 		if m.Sum != "" {
 			c.Properties = &[]cdx.Property{{Name: "go:module:sum", Value: m.Sum}}
 		}
-		if d.Replace != nil {
+		if d.Replace != nil && !local {
 			c.Pedigree = &cdx.Pedigree{Ancestors: &[]cdx.Component{{Type: cdx.ComponentTypeLibrary, Name: d.Path, Version: d.Version, PackageURL: PackageURL(d.Path, d.Version)}}}
 		}
 		libs = append(libs, c)
@@ -112,4 +122,10 @@ func uuidFrom(sum [32]byte) string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// localDir reports whether a replacement module path is a directory, as
+// go.mod's replace directives name them: ./x, ../x or an absolute path.
+func localDir(path string) bool {
+	return strings.HasPrefix(path, "./") || strings.HasPrefix(path, "../") || path == "." || path == ".." || filepath.IsAbs(path)
 }

@@ -11,32 +11,8 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
 	"github.com/kubecred/ecr-credential-provider/release/internal/sbom"
+	"github.com/kubecred/ecr-credential-provider/release/internal/testenv"
 )
-
-// GoVersionModules returns the modules go version -m lists as linked into
-// binary, path to version, naming a replacement's path and version.
-func goVersionModules(t *testing.T, binary string) (main string, deps map[string]string) {
-	t.Helper()
-	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go version -m: %v\n%s", err, out)
-	}
-	deps = map[string]string{}
-	var last string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 2 && f[0] == "mod":
-			main = f[1]
-		case len(f) >= 3 && f[0] == "dep":
-			deps[f[1]], last = f[2], f[1]
-		case len(f) >= 3 && f[0] == "=>":
-			delete(deps, last)
-			deps[f[1]] = f[2]
-		}
-	}
-	return main, deps
-}
 
 func decode(t *testing.T, data []byte) *cdx.BOM {
 	t.Helper()
@@ -65,7 +41,7 @@ func TestListsWhatGoVersionShows(t *testing.T) {
 		t.Fatal("not JSON")
 	}
 	bom := decode(t, data)
-	mainPath, want := goVersionModules(t, self)
+	mainPath, want := testenv.GoVersionModules(t, self, "v1.2.3")
 	if len(want) < 10 {
 		t.Fatalf("go version -m shows only %d modules; the comparison would prove little", len(want))
 	}
