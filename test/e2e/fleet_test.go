@@ -290,7 +290,7 @@ func TestFleet(t *testing.T) {
 	helm.kubeconfig = cp.kubeconfig(t, "helm", "e2e-helm", "system:masters")
 	emu := startEmulator(t)
 	reg := demoRegistry(t, a)
-	imageTar, imageRepo, imageTag := fleetImage(t, a)
+	imageTar, imageRepo, imageTag := fleetImage(t)
 
 	// The second node runs the other kubelet version when there is one:
 	// each node's files are checked with its own kubelet's rules.
@@ -359,7 +359,7 @@ func TestFleet(t *testing.T) {
 		// helm --wait lets a DaemonSet be maxUnavailable short of Ready:
 		// wait for every node.
 		waitDaemonSet(t, cp, dsPath, nodes, func(s dsStatus) bool {
-			return s.DesiredNumberScheduled == 2 && s.NumberReady == 2 && s.UpdatedNumberScheduled == 2
+			return s.DesiredNumberScheduled == 2 && s.NumberAvailable == 2 && s.UpdatedNumberScheduled == 2
 		})
 		for _, f := range nodes {
 			ann := nodeAnnotations(t, cp, f.name)
@@ -408,8 +408,9 @@ func TestFleet(t *testing.T) {
 		if bad == nodes[0] {
 			untouched = nodes[1]
 		}
-		// Give the DaemonSet controller time it would need to move on.
-		time.Sleep(20 * time.Second)
+		// Give the DaemonSet controller the time it would need to move on:
+		// more than the chart's minReadySeconds.
+		time.Sleep(40 * time.Second)
 
 		if d := treeChanges(installed[bad.name], bad.tree()); len(d) > 0 {
 			t.Errorf("%s rolled back, but its files differ from before the upgrade:\n  %s", bad.name, strings.Join(d, "\n  "))
@@ -492,6 +493,7 @@ type dsStatus struct {
 	DesiredNumberScheduled int `json:"desiredNumberScheduled"`
 	UpdatedNumberScheduled int `json:"updatedNumberScheduled"`
 	NumberReady            int `json:"numberReady"`
+	NumberAvailable        int `json:"numberAvailable"`
 	NumberUnavailable      int `json:"numberUnavailable"`
 }
 
@@ -517,84 +519,11 @@ func waitDaemonSet(t *testing.T, cp *controlPlane, path string, nodes []*fleetNo
 	t.Fatalf("DaemonSet status %+v", last)
 }
 
-// fleetImage is the release image holding the plugin and the node
-// installer, as a tarball ctr imports, and the repository and tag it
+// fleetImage is the release's node installer image (the installer and the
+// plugin), as the OCI tarball ctr imports, and the repository and tag it
 // carries.
-func fleetImage(t *testing.T, a artifacts) (tarball, repo, tag string) {
+func fleetImage(t *testing.T) (tarball, repo, tag string) {
 	t.Helper()
-	installer := filepath.Join(a.dir, "ecr-node-installer")
-	if err := goBuild("../../fleet", installer, "./cmd/ecr-node-installer"); err != nil {
-		t.Fatal(err)
-	}
-	repo, tag = "localhost/e2e/ecr-credential-provider", "fleet"
-	tarball = filepath.Join(t.TempDir(), "image.tar")
-	if out, err := exec.Command("/tmp/mkimg/mkimg", tarball, repo+":"+tag, a.plugin, installer).CombinedOutput(); err != nil {
-		t.Fatalf("image: %v\n%s", err, out)
-	}
-	return tarball, repo, tag
-}
-
-// grepLines returns the lines of s holding sub, at most the last 20.
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	if len(out) > 20 {
-		out = out[len(out)-20:]
-	}
-	return strings.Join(out, "\n")
-}
-
-// watchPodReadiness logs, until stop, each change of the Ready condition
-// of the namespace's pods as the API server has it: what the DaemonSet
-// controller decides by.
-func watchPodReadiness(t *testing.T, cp *controlPlane, ns string) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		seen := map[string]string{}
-		var lines []string
-		for {
-			var list struct {
-				Items []struct {
-					Metadata struct{ Name string }
-					Spec     struct {
-						NodeName string `json:"nodeName"`
-					}
-					Status struct {
-						Conditions []struct{ Type, Status string }
-					}
-				}
-			}
-			if code, _ := cp.do("GET", "/api/v1/namespaces/"+ns+"/pods", "", &list); code == http.StatusOK {
-				for _, p := range list.Items {
-					ready := "none"
-					for _, c := range p.Status.Conditions {
-						if c.Type == "Ready" {
-							ready = c.Status
-						}
-					}
-					key := p.Metadata.Name + " on " + p.Spec.NodeName
-					if seen[key] != ready {
-						seen[key] = ready
-						lines = append(lines, time.Now().Format("15:04:05.000")+" "+key+" Ready="+ready)
-					}
-				}
-			}
-			select {
-			case <-done:
-				if t.Failed() {
-					t.Logf("pod readiness as the API server had it:\n%s", strings.Join(lines, "\n"))
-				}
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	dir, version := releaseDist(t)
+	return filepath.Join(dir, "ecr-node-installer-image.oci.tar"), "ghcr.io/kubecred/ecr-node-installer", version
 }

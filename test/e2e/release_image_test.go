@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -11,24 +13,47 @@ import (
 // container's output can only come from that build.
 const releaseVersion = "v0.0.0-e2e-release"
 
-// TestReleaseImageRunsInContainerd imports the release's OCI image tarball
-// into the node's containerd, as an operator's ctr would, and runs the
-// binary in it. The tarball is $E2E_RELEASE_IMAGE (from make release, with
-// its version in $E2E_RELEASE_VERSION) or one made here by the release
-// tooling.
-func TestReleaseImageRunsInContainerd(t *testing.T) {
-	requireNode(t)
-	tarball, version := os.Getenv("E2E_RELEASE_IMAGE"), os.Getenv("E2E_RELEASE_VERSION")
-	if tarball == "" {
-		out := filepath.Join(t.TempDir(), "dist")
-		cmd := exec.Command("go", "run", "./cmd/mkrelease", "-source", "..", "-out", out, "-version", releaseVersion)
+// releaseDist is the release directory make release writes, with its
+// version: $E2E_RELEASE_DIR (and $E2E_RELEASE_VERSION), or one made here by
+// the release tooling once per test run.
+func releaseDist(t *testing.T) (dir, version string) {
+	t.Helper()
+	if d := os.Getenv("E2E_RELEASE_DIR"); d != "" {
+		return d, os.Getenv("E2E_RELEASE_VERSION")
+	}
+	relOnce.Do(func() {
+		tmp, err := ownedTempDir("e2e-release-")
+		if err != nil {
+			relErr = err
+			return
+		}
+		relDir = filepath.Join(tmp, "dist")
+		cmd := exec.Command("go", "run", "./cmd/mkrelease", "-source", "..", "-out", relDir, "-version", releaseVersion)
 		cmd.Dir = "../../release"
 		cmd.Env = append(os.Environ(), "GOWORK=off")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("making the release: %v\n%s", err, b)
+			relErr = fmt.Errorf("making the release: %v\n%s", err, b)
 		}
-		tarball, version = filepath.Join(out, "ecr-credential-provider-image.oci.tar"), releaseVersion
+	})
+	if relErr != nil {
+		t.Fatal(relErr)
 	}
+	return relDir, releaseVersion
+}
+
+var (
+	relOnce sync.Once
+	relDir  string
+	relErr  error
+)
+
+// TestReleaseImageRunsInContainerd imports the release's OCI image tarball
+// into the node's containerd, as an operator's ctr would, and runs the
+// binary in it.
+func TestReleaseImageRunsInContainerd(t *testing.T) {
+	requireNode(t)
+	dir, version := releaseDist(t)
+	tarball := filepath.Join(dir, "ecr-credential-provider-image.oci.tar")
 	n := startNode(t, sharedArtifacts(t), "release.invalid", "127.0.0.1:1")
 	out, err := n.ctr("images", "import", tarball)
 	if err != nil {

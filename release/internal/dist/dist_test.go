@@ -234,6 +234,12 @@ func TestReproducible(t *testing.T) {
 	t.Setenv("GOCACHE", t.TempDir())
 	again := t.TempDir()
 	for _, rb := range result.Binaries {
+		// Every plugin binary (what nodes run); of the cluster-side
+		// programs, which compile client-go from nothing here, the amd64
+		// build: one rebuild of each costs minutes on two cores.
+		if rb.Program != build.Plugin && rb.Target != (build.Target{OS: "linux", Arch: "amd64"}) {
+			continue
+		}
 		path, err := build.Binary(context.Background(), build.Options{Source: copyDir, Out: again, Version: version, Program: rb.Program}, rb.Target)
 		if err != nil {
 			t.Fatal(err)
