@@ -527,3 +527,68 @@ func fleetImage(t *testing.T) (tarball, repo, tag string) {
 	dir, version := releaseDist(t)
 	return filepath.Join(dir, "ecr-node-installer-image.oci.tar"), "ghcr.io/kubecred/ecr-node-installer", version
 }
+
+// grepLines returns the lines of s holding sub, at most the last 20.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 20 {
+		out = out[len(out)-20:]
+	}
+	return strings.Join(out, "\n")
+}
+
+// watchPodReadiness logs, until stop, each change of the Ready condition
+// of the namespace's pods as the API server has it: what the DaemonSet
+// controller decides by.
+func watchPodReadiness(t *testing.T, cp *controlPlane, ns string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		seen := map[string]string{}
+		var lines []string
+		for {
+			var list struct {
+				Items []struct {
+					Metadata struct{ Name string }
+					Spec     struct {
+						NodeName string `json:"nodeName"`
+					}
+					Status struct {
+						Conditions []struct{ Type, Status string }
+					}
+				}
+			}
+			if code, _ := cp.do("GET", "/api/v1/namespaces/"+ns+"/pods", "", &list); code == http.StatusOK {
+				for _, p := range list.Items {
+					ready := "none"
+					for _, c := range p.Status.Conditions {
+						if c.Type == "Ready" {
+							ready = c.Status
+						}
+					}
+					key := p.Metadata.Name + " on " + p.Spec.NodeName
+					if seen[key] != ready {
+						seen[key] = ready
+						lines = append(lines, time.Now().Format("15:04:05.000")+" "+key+" Ready="+ready)
+					}
+				}
+			}
+			select {
+			case <-done:
+				if t.Failed() {
+					t.Logf("pod readiness as the API server had it:\n%s", strings.Join(lines, "\n"))
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
