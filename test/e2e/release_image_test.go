@@ -47,27 +47,39 @@ var (
 	relErr  error
 )
 
-// TestReleaseImageRunsInContainerd imports the release's OCI image tarball
-// into the node's containerd, as an operator's ctr would, and runs the
-// binary in it.
+// TestReleaseImageRunsInContainerd imports each of the release's OCI image
+// tarballs into the node's containerd, as an operator's ctr would, and
+// runs the version of each binary in it: the plugin's image, the
+// refresher's, and the fleet installer's (whose plugin must be the same
+// release).
 func TestReleaseImageRunsInContainerd(t *testing.T) {
 	requireNode(t)
 	dir, version := releaseDist(t)
-	tarball := filepath.Join(dir, "ecr-credential-provider-image.oci.tar")
 	n := startNode(t, sharedArtifacts(t), "release.invalid", "127.0.0.1:1")
-	out, err := n.ctr("images", "import", tarball)
-	if err != nil {
-		t.Fatalf("ctr images import: %v\n%s", err, out)
-	}
-	ref := "ghcr.io/kubecred/ecr-credential-provider:" + version
-	if !n.hasImage(ref) {
-		list, _ := n.ctr("images", "ls", "-q")
-		t.Fatalf("containerd has no %s after the import; it has:\n%s", ref, list)
-	}
-	// ctr makes the container's stdio FIFOs; the default /run/containerd/fifo
-	// is another directory inside the node's namespace than out here.
-	got, err := n.ctr("run", "--rm", "--fifo-dir", filepath.Join(n.dir, "tmp"), ref, "release-version", "/ecr-credential-provider", "version")
-	if err != nil || got != "ecr-credential-provider "+version+"\n" {
-		t.Fatalf("ctr run %s version: %v, printed %q", ref, err, got)
+	for _, img := range []struct{ file, ref, binary, want string }{
+		{"ecr-credential-provider-image.oci.tar", "ghcr.io/kubecred/ecr-credential-provider:" + version, "/ecr-credential-provider", "ecr-credential-provider " + version},
+		{"ecr-pull-secrets-image.oci.tar", "ghcr.io/kubecred/ecr-pull-secrets:" + version, "/ecr-pull-secrets", "ecr-pull-secrets " + version},
+		{"ecr-node-installer-image.oci.tar", "ghcr.io/kubecred/ecr-node-installer:" + version, "/ecr-node-installer", "ecr-node-installer " + version},
+		{"ecr-node-installer-image.oci.tar", "ghcr.io/kubecred/ecr-node-installer:" + version, "/ecr-credential-provider", "ecr-credential-provider " + version},
+	} {
+		out, err := n.ctr("images", "import", filepath.Join(dir, img.file))
+		if err != nil {
+			t.Fatalf("ctr images import %s: %v\n%s", img.file, err, out)
+		}
+		if !n.hasImage(img.ref) {
+			list, _ := n.ctr("images", "ls", "-q")
+			t.Fatalf("containerd has no %s after the import; it has:\n%s", img.ref, list)
+		}
+		// ctr makes the container's stdio FIFOs; the default
+		// /run/containerd/fifo is another directory inside the node's
+		// namespace than out here.
+		arg := "version"
+		if img.binary == "/ecr-pull-secrets" {
+			arg = "--version"
+		}
+		got, err := n.ctr("run", "--rm", "--fifo-dir", filepath.Join(n.dir, "tmp"), img.ref, "release-version", img.binary, arg)
+		if err != nil || got != img.want+"\n" {
+			t.Errorf("ctr run %s %s %s: %v, printed %q", img.ref, img.binary, arg, err, got)
+		}
 	}
 }
