@@ -88,7 +88,7 @@ func logf(format string, args ...any) {
 func run(ctx context.Context, args []string) error {
 	var c agent.Config
 	var mode, kubeconfig string
-	var roleAnnotations, registryMap, env list
+	var roleAnnotations, registryMap, pullThroughCache, env list
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&mode, "mode", envOr(removal.ModeEnv, "install"), "install, uninstall or dry-run (env "+removal.ModeEnv+")")
 	fs.StringVar(&c.NodeName, "node-name", os.Getenv("NODE_NAME"), "this pod's node (env NODE_NAME, from the downward API)")
@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.Audience, "audience", "", "with --per-pod-roles: the token audience (default sts.amazonaws.com)")
 	fs.Var(&roleAnnotations, "role-annotation", "with --per-pod-roles: a service account annotation naming the role (repeatable)")
 	fs.Var(&registryMap, "registry-map", "SOURCE=ECR-REGISTRY[/PREFIX] for the plugin (repeatable)")
+	fs.Var(&pullThroughCache, "pull-through-cache", "SOURCE=ECR-REGISTRY/PREFIX: as install --pull-through-cache, the map and the runtime's mirror with no fallback (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE for the plugin's environment (repeatable)")
 	fs.StringVar(&c.CheckImage, "check-image", "", "an ECR image the credential check asks the installed plugin for (default: no check)")
 	fs.DurationVar(&c.Timeout, "timeout", 3*time.Minute, "how long to wait for the kubelet after a restart")
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string) error {
 	if c.NodeName == "" {
 		return fmt.Errorf("no node name: set NODE_NAME from the downward API (fieldRef spec.nodeName) or pass --node-name")
 	}
-	c.RoleAnnotations, c.RegistryMap, c.Env = roleAnnotations, registryMap, env
+	c.RoleAnnotations, c.RegistryMap, c.PullThroughCache, c.Env = roleAnnotations, registryMap, pullThroughCache, env
 	out, err := exec.CommandContext(ctx, c.Binary, "version").Output()
 	if err != nil {
 		return fmt.Errorf("%s version: %w", c.Binary, err)

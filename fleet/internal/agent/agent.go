@@ -27,6 +27,7 @@ import (
 	"github.com/kubecred/ecr-credential-provider/fleet/internal/systemd"
 	"github.com/kubecred/ecr-credential-provider/internal/nodesetup"
 	"github.com/kubecred/ecr-credential-provider/internal/providerconfig"
+	"github.com/kubecred/ecr-credential-provider/internal/registrymap"
 )
 
 // Config is the container's settings (the chart's values, as flags).
@@ -46,6 +47,10 @@ type Config struct {
 	Audience         string
 	RoleAnnotations  []string
 	RegistryMap      []string
+	// PullThroughCache are install --pull-through-cache's entries: the
+	// map and each source's runtime mirror (containerd hosts.toml, k3s and
+	// rke2 registries.yaml), with no fallback to the source.
+	PullThroughCache []string
 	Env              []string
 	// CheckImage is the image the credential check asks for.
 	CheckImage string
@@ -150,6 +155,13 @@ func (c Config) nodesetupOptions(kv providerconfig.Version) (nodesetup.Options, 
 	}
 	for _, m := range c.RegistryMap {
 		o.Provider.Args = append(o.Provider.Args, "--registry-map="+m)
+	}
+	if len(c.PullThroughCache) > 0 {
+		rules, err := registrymap.Parse(c.PullThroughCache)
+		if err != nil {
+			return o, fmt.Errorf("pullThroughCache: %w", err)
+		}
+		o.PullThroughCache = rules.Rules()
 	}
 	return o, nil
 }

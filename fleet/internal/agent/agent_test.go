@@ -111,3 +111,38 @@ func TestRunOnAHostRoot(t *testing.T) {
 		t.Fatalf("with retry: %+v %v", o, err)
 	}
 }
+
+// TestPullThroughCacheValue: the chart's pullThroughCache reaches install.
+// On a node whose containerd names no config_path, install refuses and
+// says what to add: the node fails, its files unchanged, and the kubelet is
+// not restarted. A malformed entry is refused before anything runs.
+func TestPullThroughCacheValue(t *testing.T) {
+	kube := fake.NewClientset(
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
+			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace}})
+	root, sd := hostRoot(t, kube)
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(root, "etc/default/kubelet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Mode: rollout.Install, NodeName: "n1", HostRoot: root, Binary: bin, Timeout: 10 * time.Second,
+		ReadyFile:        filepath.Join(t.TempDir(), "ready"),
+		PullThroughCache: []string{"docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub"}}
+	o, err := Run(context.Background(), c, kube, nil, t.Logf)
+	if err != nil || o.Ready || o.Result != rollout.ResultFailed || !strings.Contains(o.Message, "config_path") {
+		t.Fatalf("no config_path: %+v %v", o, err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, "etc/default/kubelet")); string(after) != string(before) || len(sd.Calls()) != 0 {
+		t.Errorf("a refused install changed the kubelet's env file or restarted it (%q)", sd.Calls())
+	}
+	c.PullThroughCache = []string{"docker.io"}
+	if _, err := Run(context.Background(), c, kube, nil, t.Logf); err == nil || !strings.Contains(err.Error(), "pullThroughCache") {
+		t.Errorf("a malformed entry: %v", err)
+	}
+}

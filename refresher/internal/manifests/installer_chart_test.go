@@ -77,7 +77,8 @@ func TestInstallerChartValues(t *testing.T) {
 
 	objs, err = renderInstaller(t, map[string]any{
 		"public": true, "distro": "k3s", "checkImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1",
-		"registryMap": []any{"docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub"},
+		"registryMap":      []any{"registry.example.com=123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
+		"pullThroughCache": []any{"docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub"},
 		"env":         map[string]any{"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "a, b #c"},
 		"perPodRoles": map[string]any{"enabled": true, "audience": "sts.amazonaws.com", "roleAnnotations": []any{"example.com/role"}},
 		"eks":         map[string]any{"replaceBinary": true},
@@ -89,7 +90,8 @@ func TestInstallerChartValues(t *testing.T) {
 	c = installerContainer(t, objs)
 	want := []string{"--host-root=/host", "--timeout=3m", "--distro=k3s", "--public", "--replace-eks-binary",
 		"--per-pod-roles", "--audience=sts.amazonaws.com", "--role-annotation=example.com/role",
-		"--registry-map=docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub",
+		"--registry-map=registry.example.com=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+		"--pull-through-cache=docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub",
 		"--env=HTTPS_PROXY=http://proxy:3128", "--env=NO_PROXY=a, b #c",
 		"--check-image=123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1"}
 	if got := stringsOf(c["args"]); strings.Join(got, "\n") != strings.Join(want, "\n") {
