@@ -79,10 +79,10 @@ func TestInstallerChartValues(t *testing.T) {
 		"public": true, "distro": "k3s", "checkImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1",
 		"registryMap":      []any{"registry.example.com=123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
 		"pullThroughCache": []any{"docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub"},
-		"env":         map[string]any{"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "a, b #c"},
-		"perPodRoles": map[string]any{"enabled": true, "audience": "sts.amazonaws.com", "roleAnnotations": []any{"example.com/role"}},
-		"eks":         map[string]any{"replaceBinary": true},
-		"mode":        "dry-run",
+		"env":              map[string]any{"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "a, b #c"},
+		"perPodRoles":      map[string]any{"enabled": true, "audience": "sts.amazonaws.com", "roleAnnotations": []any{"example.com/role"}},
+		"eks":              map[string]any{"replaceBinary": true},
+		"mode":             "dry-run",
 	})
 	if err != nil {
 		t.Fatal(err)
