@@ -94,16 +94,7 @@ func TestInstallOnNode(t *testing.T) {
 func kubeadmNodeTree(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(shortTempDir(t, "e2e-root-"), "node")
-	src := "../../internal/nodesetup/testdata/fixtures/kubeadm-debian"
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", src+"/.", root+"/").CombinedOutput(); err != nil {
-		t.Fatalf("copying %s: %v\n%s", src, err, out)
-	}
-	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
-		t.Fatal(err)
-	}
+	copyNodeFixture(t, "kubeadm-debian", root)
 	return root
 }
 
