@@ -6,6 +6,8 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X github.com/kubecred/ecr-credential-provider/internal/cli.Version=$(VERSION)
 BIN         := bin/ecr-credential-provider
+# The plugin's build tags, as internal/buildflags.Tags says (a test checks they agree).
+PLUGIN_TAGS := nethttpomithttp2
 E2E_PACKAGES := containerd runc docker-registry apache2-utils containernetworking-plugins
 # The release test runs the arm64 binary under user-mode qemu.
 RELEASE_PACKAGES := qemu-user-static
@@ -22,7 +24,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ecr-credential-provider
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(PLUGIN_TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ecr-credential-provider
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/awsemu ./cmd/awsemu
 	cd refresher && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-pull-secrets ./cmd/ecr-pull-secrets
 	cd fleet && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/ecr-node-installer ./cmd/ecr-node-installer

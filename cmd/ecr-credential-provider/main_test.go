@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 	"github.com/kubecred/ecr-credential-provider/internal/cache"
 	"github.com/kubecred/ecr-credential-provider/internal/ecrhost"
 	"github.com/kubecred/ecr-credential-provider/internal/plugin"
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "ecr-credential-provider")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	build := exec.Command("go", append(append([]string{"build"}, buildflags.Plugin()...), "-o", binary, ".")...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the plugin:", err)
@@ -593,7 +594,7 @@ func TestOperatorPackagesDoNoInitWork(t *testing.T) {
 	if !slices.Contains(pkgs, "github.com/kubecred/ecr-credential-provider/internal/fastpath") {
 		t.Fatalf("no init trace in the output (GODEBUG ignored?):\n%s", out)
 	}
-	for _, p := range []string{"doctor", "nodesetup", "kubeletwiring", "kubeapi", "noderbac", "lazyregexp"} {
+	for _, p := range []string{"doctor", "nodesetup", "kubeletwiring", "kubeapi", "noderbac", "lazyregexp", "containerdhosts"} {
 		if p = "github.com/kubecred/ecr-credential-provider/internal/" + p; slices.Contains(pkgs, p) {
 			t.Errorf("%s does work in its init, in every plugin call; build its package-level values lazily or statically", p)
 		}

@@ -16,9 +16,21 @@ import (
 // Config is containerd's config file.
 const Config = "/etc/containerd/config.toml"
 
-// plugins names the CRI plugin whose registry section holds config_path,
-// by config schema version.
-var plugins = map[int64]string{1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.images"}
+// plugin names the CRI plugin whose registry section holds config_path in
+// a config of the schema version, "" for a version this tool does not know.
+// (A switch, not a map: the plugin binary links this package, and a map
+// literal would be built at start-up on every call.)
+func plugin(version int64) string {
+	switch version {
+	case 1:
+		return "cri"
+	case 2:
+		return "io.containerd.grpc.v1.cri"
+	case 3:
+		return "io.containerd.cri.v1.images"
+	}
+	return ""
+}
 
 // NoConfigPathError is a containerd config that sets no config_path (or
 // no config at all): containerd then reads no hosts.toml.
@@ -33,7 +45,7 @@ func (e *NoConfigPathError) Error() string {
 	if e.Version == 0 {
 		return "there is no " + Config
 	}
-	s := fmt.Sprintf("%s sets no config_path for plugin %q", Config, plugins[e.Version])
+	s := fmt.Sprintf("%s sets no config_path for plugin %q", Config, plugin(e.Version))
 	if e.Imports {
 		s += " (its imports are not followed)"
 	}
@@ -44,7 +56,7 @@ func (e *NoConfigPathError) Error() string {
 // containerd 1.x's and 2.x's when there is no config).
 func (e *NoConfigPathError) Snippet() string {
 	table := func(v int64) string {
-		return fmt.Sprintf("[plugins.%q.registry]\n  config_path = \"/etc/containerd/certs.d\"", plugins[v])
+		return fmt.Sprintf("[plugins.%q.registry]\n  config_path = \"/etc/containerd/certs.d\"", plugin(v))
 	}
 	switch e.Version {
 	case 0:
@@ -70,12 +82,12 @@ func Dir(data []byte, exists bool) (string, error) {
 	if version == 0 {
 		version = 1
 	}
-	plugin, ok := plugins[version]
-	if !ok {
+	cri := plugin(version)
+	if cri == "" {
 		return "", fmt.Errorf("%s has version = %d, not a schema this tool knows (1, 2 or 3)", Config, version)
 	}
 	var v any = cfg
-	for _, k := range []string{"plugins", plugin, "registry", "config_path"} {
+	for _, k := range []string{"plugins", cri, "registry", "config_path"} {
 		m, _ := v.(map[string]any)
 		v = m[k]
 	}

@@ -22,7 +22,7 @@ var (
 	ErrInvalidFormat     = errors.New("invalid reference format")
 	ErrUppercase         = errors.New("invalid reference format: repository name must be lowercase")
 	ErrHexIdentifier     = errors.New("invalid repository name, cannot specify 64-byte hexadecimal strings")
-	ErrNameTooLong       = fmt.Errorf("repository name must not be more than %d characters", maxPathLen)
+	ErrNameTooLong       = errors.New("repository name must not be more than 255 characters") // maxPathLen
 	ErrDigestUnsupported = errors.New("unsupported digest algorithm")
 	ErrDigestLength      = errors.New("invalid checksum digest length")
 	ErrDigestFormat      = errors.New("invalid checksum digest format")
@@ -249,41 +249,33 @@ const (
 	lowerAlnum = lower | digit
 )
 
-var classes = func() (t [256]uint8) {
-	for c := range 256 {
-		b := byte(c)
-		var k uint8
-		switch {
-		case 'a' <= b && b <= 'z':
-			k |= lower | word | tagChar
-			if b <= 'f' {
-				k |= lowerHex | anyHex
-			}
-		case 'A' <= b && b <= 'Z':
-			k |= upper | word | tagChar
-			if b <= 'F' {
-				k |= anyHex
-			}
-		case '0' <= b && b <= '9':
-			k |= digit | lowerHex | anyHex | word | tagChar
-		case b == '_':
-			k |= word | tagChar
-		case b == '.':
-			k |= tagChar
-		case b == '-':
-			k |= tagChar
-		}
-		t[c] = k
-	}
-	return t
-}()
+// classes holds each ASCII byte's classes (a byte >= 0x80 has none). It is
+// a constant rather than a table computed at start-up, so that the
+// cache-hit path runs no init for it; TestClassTable derives it from the
+// definitions above.
+const classes = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x40\x40\x00" +
+	"\x7c\x7c\x7c\x7c\x7c\x7c\x7c\x7c\x7c\x7c\x00\x00\x00\x00\x00\x00" +
+	"\x00\x72\x72\x72\x72\x72\x72\x62\x62\x62\x62\x62\x62\x62\x62\x62" +
+	"\x62\x62\x62\x62\x62\x62\x62\x62\x62\x62\x62\x00\x00\x00\x00\x60" +
+	"\x00\x79\x79\x79\x79\x79\x79\x61\x61\x61\x61\x61\x61\x61\x61\x61" +
+	"\x61\x61\x61\x61\x61\x61\x61\x61\x61\x61\x61\x00\x00\x00\x00\x00"
 
-func is(c byte, class uint8) bool { return classes[c]&class != 0 }
+func class(c byte) uint8 {
+	if c >= 0x80 {
+		return 0
+	}
+	return classes[c]
+}
+
+func is(c byte, k uint8) bool { return class(c)&k != 0 }
 
 // only reports whether every byte of s is in class.
-func only(s string, class uint8) bool {
+func only(s string, k uint8) bool {
 	for i := 0; i < len(s); i++ {
-		if classes[s[i]]&class == 0 {
+		if class(s[i])&k == 0 {
 			return false
 		}
 	}

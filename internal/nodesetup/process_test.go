@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 )
 
 // buildCLI builds the real ecr-credential-provider binary, which the
@@ -20,7 +22,7 @@ import (
 func buildCLI(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/kubecred/ecr-credential-provider/cmd/ecr-credential-provider")
+	cmd := exec.Command("go", append(append([]string{"build"}, buildflags.Plugin()...), "-o", bin, "github.com/kubecred/ecr-credential-provider/cmd/ecr-credential-provider")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

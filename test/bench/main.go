@@ -28,6 +28,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 )
 
 func main() {
@@ -136,7 +138,7 @@ func run() error {
 		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " "),
 	}
 	b := &bench{root: root, tmp: tmp}
-	progress("building ecr-credential-provider as shipped (CGO_ENABLED=0 -trimpath -ldflags='-s -w')")
+	progress("building ecr-credential-provider as shipped (CGO_ENABLED=0 go build %s)", strings.Join(shippedFlags, " "))
 	b.bin, err = b.build("./cmd/ecr-credential-provider", "ecr-credential-provider", shippedFlags...)
 	if err != nil {
 		return err
@@ -200,8 +202,8 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "# "+format+"\n", args...)
 }
 
-// shippedFlags build the binary as release builds do (see the Makefile).
-var shippedFlags = []string{"-trimpath", "-ldflags=-s -w"}
+// shippedFlags build the binary as release builds do.
+var shippedFlags = buildflags.Plugin()
 
 // build compiles a main package of this module into the temp dir.
 func (b *bench) build(pkg, name string, flags ...string) (string, error) {

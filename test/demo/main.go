@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 	"github.com/kubecred/ecr-credential-provider/internal/protocol"
 )
 
@@ -33,7 +34,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "ecr-credential-provider")
 	fmt.Println("# building ecr-credential-provider")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/ecr-credential-provider")
+	build := exec.Command("go", append(append([]string{"build"}, buildflags.Plugin()...), "-o", bin, "./cmd/ecr-credential-provider")...)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 )
 
 // defaultKubeletVersions are the newest kubelet on the module proxy and an
@@ -117,10 +119,10 @@ func sharedArtifacts(t *testing.T) artifacts {
 		art.dir = artDir
 		art.plugin = filepath.Join(artDir, "ecr-credential-provider")
 		art.sleeper = filepath.Join(artDir, "sleeper")
-		if artErr = goBuild("../..", art.plugin, "./cmd/ecr-credential-provider"); artErr != nil {
+		if artErr = goBuild("../..", art.plugin, "./cmd/ecr-credential-provider", buildflags.Plugin()...); artErr != nil {
 			return
 		}
-		artErr = goBuild(".", art.sleeper, "./testdata/sleeper")
+		artErr = goBuild(".", art.sleeper, "./testdata/sleeper", "-trimpath")
 	})
 	if artErr != nil {
 		t.Fatalf("building test binaries: %v", artErr)
@@ -129,9 +131,9 @@ func sharedArtifacts(t *testing.T) artifacts {
 }
 
 // goBuild builds a static binary: the images have no libc, and the plugin
-// ships static.
-func goBuild(dir, out, pkg string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+// ships static (and is built as shipped).
+func goBuild(dir, out, pkg string, flags ...string) error {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {

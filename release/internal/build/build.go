@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 )
 
 // Program is one binary the release ships.
@@ -27,6 +29,8 @@ type Program struct {
 	// Windows is true for a program Windows nodes run too; the others are
 	// built for Linux only.
 	Windows bool
+	// Tags are its build tags, "" for none.
+	Tags string
 }
 
 // Builds reports whether the release builds p for t.
@@ -37,7 +41,8 @@ func (p Program) Builds(t Target) bool { return t.OS == "linux" || p.Windows }
 var (
 	Plugin = Program{Name: "ecr-credential-provider", Module: ".",
 		Package:    "github.com/kubecred/ecr-credential-provider/cmd/ecr-credential-provider",
-		VersionVar: "github.com/kubecred/ecr-credential-provider/internal/cli.Version", Windows: true}
+		VersionVar: "github.com/kubecred/ecr-credential-provider/internal/cli.Version", Windows: true,
+		Tags: buildflags.Tags}
 	Refresher = Program{Name: "ecr-pull-secrets", Module: "refresher",
 		Package:    "github.com/kubecred/ecr-credential-provider/refresher/cmd/ecr-pull-secrets",
 		VersionVar: "github.com/kubecred/ecr-credential-provider/refresher.Version"}
@@ -107,9 +112,12 @@ func Binary(ctx context.Context, o Options, t Target) (string, error) {
 	// (the version is linked in instead), and an empty build ID leaves no
 	// hash of the build's inputs' paths: the bytes then depend only on the
 	// source, the module versions and the Go toolchain.
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid= -X "+p.VersionVar+"="+o.Version,
-		"-o", out, p.Package)
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	if p.Tags != "" {
+		args = append(args, "-tags="+p.Tags)
+	}
+	args = append(args, "-ldflags", "-s -w -buildid= -X "+p.VersionVar+"="+o.Version, "-o", out, p.Package)
+	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = filepath.Join(o.Source, p.Module)
 	cmd.Env = append(cleanEnv(os.Environ()), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch, "GOFLAGS=-mod=readonly")
 	var errb bytes.Buffer

@@ -25,6 +25,7 @@ import (
 	rpmutils "github.com/sassoftware/go-rpmutils"
 
 	"github.com/kubecred/ecr-credential-provider/internal/awsemu"
+	"github.com/kubecred/ecr-credential-provider/internal/buildflags"
 	"github.com/kubecred/ecr-credential-provider/release/internal/build"
 	"github.com/kubecred/ecr-credential-provider/release/internal/checksum"
 	"github.com/kubecred/ecr-credential-provider/release/internal/dist"
@@ -125,6 +126,38 @@ func TestStatic(t *testing.T) {
 		}
 		if len(libs) != 0 {
 			t.Errorf("%s: needs shared libraries %v", arch, libs)
+		}
+	}
+}
+
+// The plugin is built with the tags of internal/buildflags on every target,
+// which leave net/http's HTTP/2 client out of it; the refresher and the node
+// installer keep theirs, as client-go multiplexes watches over HTTP/2.
+func TestPluginLeavesHTTP2Out(t *testing.T) {
+	h2 := []byte("http2: client connection lost")
+	for _, b := range result.Binaries {
+		path := filepath.Join(out, b.File)
+		info, err := buildinfo.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags := ""
+		for _, s := range info.Settings {
+			if s.Key == "-tags" {
+				tags = s.Value
+			}
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasH2 := bytes.Contains(data, h2)
+		if b.Program == build.Plugin {
+			if tags != buildflags.Tags || hasH2 {
+				t.Errorf("%s: built with -tags=%q (want %q), HTTP/2 client linked: %v", b.File, tags, buildflags.Tags, hasH2)
+			}
+		} else if tags != "" || !hasH2 {
+			t.Errorf("%s: built with -tags=%q (want none), HTTP/2 client linked: %v (want true)", b.File, tags, hasH2)
 		}
 	}
 }
