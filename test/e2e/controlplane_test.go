@@ -170,14 +170,29 @@ func (cp *controlPlane) stop() {
 // do sends a request as the cluster admin; a body is YAML, which the API
 // server accepts as readily as JSON. It decodes a JSON answer into out.
 func (cp *controlPlane) do(method, path, body string, out any) (int, string) {
+	return cp.send(cp.admin, "", method, path, "application/yaml", body, out)
+}
+
+// doAs sends a request with a bearer token, as a pod's service account
+// would; a body is of contentType (a PATCH names its kind of patch).
+func (cp *controlPlane) doAs(token, method, path, contentType, body string) (int, string) {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cp.pki.tlsClient(), Proxy: nil}}
+	defer c.CloseIdleConnections()
+	return cp.send(c, token, method, path, contentType, body, nil)
+}
+
+func (cp *controlPlane) send(c *http.Client, token, method, path, contentType, body string, out any) (int, string) {
 	req, err := http.NewRequest(method, cp.url+path, strings.NewReader(body))
 	if err != nil {
 		return 0, err.Error()
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/yaml")
+		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := cp.admin.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}

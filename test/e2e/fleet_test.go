@@ -3,10 +3,12 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -377,6 +379,10 @@ func TestFleet(t *testing.T) {
 		return
 	}
 
+	t.Run("installer-may-only-annotate-its-own-node", func(t *testing.T) {
+		installerOnlyAnnotatesItsOwnNode(t, cp, ns, "ecp-ecr-credential-provider", nodes[0].name, nodes[1].name)
+	})
+
 	installed := map[string]map[string]string{}
 	restartsBefore := map[string]int{}
 	for _, f := range nodes {
@@ -591,4 +597,90 @@ func watchPodReadiness(t *testing.T, cp *controlPlane, ns string) (stop func()) 
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// installerOnlyAnnotatesItsOwnNode checks the chart's node policy with a
+// token of the installer's service account bound to its pod on node own,
+// as the pod's projected token is: the installer may set its annotations
+// there, and the API server refuses the rest. Then, as the negative
+// control, the same token patches the other node once the policy's
+// binding is gone (RBAC alone allows it), and the binding is put back.
+func installerOnlyAnnotatesItsOwnNode(t *testing.T, cp *controlPlane, ns, name, own, other string) {
+	var pods struct {
+		Items []struct {
+			Metadata struct{ Name, UID string } `json:"metadata"`
+		} `json:"items"`
+	}
+	q := url.Values{"labelSelector": {"app.kubernetes.io/name=ecr-credential-provider"}, "fieldSelector": {"spec.nodeName=" + own}}
+	if code, body := cp.do("GET", "/api/v1/namespaces/"+ns+"/pods?"+q.Encode(), "", &pods); code != http.StatusOK || len(pods.Items) != 1 {
+		t.Fatalf("the installer's pod on %s: %d %s", own, code, body)
+	}
+	pod := pods.Items[0].Metadata
+	var tr struct {
+		Status struct{ Token string } `json:"status"`
+	}
+	req := fmt.Sprintf(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":600,`+
+		`"boundObjectRef":{"apiVersion":"v1","kind":"Pod","name":%q,"uid":%q}}}`, pod.Name, pod.UID)
+	if code, body := cp.do("POST", "/api/v1/namespaces/"+ns+"/serviceaccounts/"+name+"/token", req, &tr); code != http.StatusCreated || tr.Status.Token == "" {
+		t.Fatalf("a token of %s bound to pod %s: %d %s", name, pod.Name, code, body)
+	}
+	patch := func(node, body string) (int, string) {
+		return cp.doAs(tr.Status.Token, "PATCH", "/api/v1/nodes/"+node, "application/merge-patch+json", body)
+	}
+	annotate := func(k, v string) string { return fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, k, v) }
+	const probe = "ecr-credential-provider.kubecred.io/e2e-probe"
+	defer func() {
+		// Undo whatever got through, so the later subtests run on
+		// schedulable nodes as they were.
+		undo := `{"metadata":{"labels":{"e2e-probe":null},"annotations":{"` + probe + `":null,"e2e.example/probe":null}},"spec":{"unschedulable":null}}`
+		for _, n := range []string{own, other} {
+			if code, body := cp.send(cp.admin, "", "PATCH", "/api/v1/nodes/"+n, "application/merge-patch+json", undo, nil); code != http.StatusOK {
+				t.Errorf("undoing the probes on %s: %d %s", n, code, clip(body))
+			}
+		}
+	}()
+
+	if code, body := patch(own, annotate(probe, "own")); code != http.StatusOK {
+		t.Fatalf("the installer may not set its annotation on its own node %s: %d %s", own, code, clip(body))
+	}
+	for _, c := range []struct{ what, node, body, want string }{
+		{"its annotation on another node", other, annotate(probe, "other"), "may not change node " + other},
+		{"a label on its node", own, `{"metadata":{"labels":{"e2e-probe":"1"}}}`, "not the node's spec, labels"},
+		{"cordoning its node", own, `{"spec":{"unschedulable":true}}`, "not the node's spec, labels"},
+		{"another annotation on its node", own, annotate("e2e.example/probe", "1"), "on its node, not others"},
+	} {
+		code, body := patch(c.node, c.body)
+		if code != http.StatusForbidden || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %s\nwant 403 saying %q", c.what, code, clip(body), c.want)
+			continue
+		}
+		var status struct{ Message string }
+		json.Unmarshal([]byte(body), &status)
+		t.Logf("%s: refused: %s", c.what, status.Message)
+	}
+
+	// The control: without the binding, RBAC lets the same token patch
+	// the other node.
+	path := "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/" + name + "-own-node"
+	var binding map[string]any
+	if code, body := cp.do("GET", path, "", &binding); code != http.StatusOK {
+		t.Fatalf("reading the policy binding: %d %s", code, body)
+	}
+	cp.mustDelete(t, path)
+	meta := binding["metadata"].(map[string]any)
+	for _, k := range []string{"resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"} {
+		delete(meta, k)
+	}
+	restore, _ := json.Marshal(binding)
+	defer cp.mustApply(t, "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings", string(restore))
+	var code int
+	var body string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if code, body = patch(other, annotate(probe, "control")); code == http.StatusOK {
+			break
+		}
+	}
+	if code != http.StatusOK {
+		t.Errorf("without the policy binding the installer still may not annotate %s: %d %s; so the policy is not what refused it above", other, code, clip(body))
+	}
 }

@@ -2,6 +2,7 @@ package nodestatus
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,23 @@ func TestPublish(t *testing.T) {
 	}
 	if r, s, err := c.Previous(context.Background()); r != "rolled-back" || s != "abc" || err != nil {
 		t.Errorf("Previous = %q %q %v", r, s, err)
+	}
+}
+
+// TestChartPolicyAllowsTheseAnnotations: the chart's admission policy
+// lets the installer change only annotations under one prefix; it must be
+// the prefix Publish writes, or every node's report would be refused.
+func TestChartPolicyAllowsTheseAnnotations(t *testing.T) {
+	b, err := os.ReadFile("../../../deploy/charts/ecr-credential-provider/templates/node-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"'` + Prefix + `'"`; !strings.Contains(string(b), want) {
+		t.Errorf("the chart's node policy does not allow annotations under %s (no %s in it)", Prefix, want)
+	}
+	for _, a := range []string{AnnotationResult, AnnotationMessage, AnnotationVersion, AnnotationSpec, AnnotationTime} {
+		if !strings.HasPrefix(a, Prefix) {
+			t.Errorf("annotation %s is not under %s", a, Prefix)
+		}
 	}
 }

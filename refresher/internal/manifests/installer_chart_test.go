@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecred/ecr-credential-provider/internal/noderbac"
@@ -135,3 +136,53 @@ func TestInstallerChartTokenAudienceIsNoderbac(t *testing.T) {
 }
 
 func yamlUnmarshal(s string, v any) error { return yaml.Unmarshal([]byte(s), v) }
+
+// TestInstallerChartNodePolicy: by default the chart binds a policy that
+// matches the installer's own service account (so the names agree with
+// the ServiceAccount it renders); false leaves it out; a cluster older than
+// 1.30 gets an error that names the value to set, not a half install.
+func TestInstallerChartNodePolicy(t *testing.T) {
+	objs, err := renderInstaller(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "ecp-ecr-credential-provider"
+	if _, ok := objs["ServiceAccount/"+name]; !ok {
+		t.Fatalf("no ServiceAccount %s rendered; have %v", name, keys(objs))
+	}
+	policy, ok := objs["ValidatingAdmissionPolicy/"+name+"-own-node"]
+	binding, ok2 := objs["ValidatingAdmissionPolicyBinding/"+name+"-own-node"]
+	if !ok || !ok2 {
+		t.Fatalf("no node policy and binding rendered; have %v", keys(objs))
+	}
+	spec := policy["spec"].(map[string]any)
+	cond := spec["matchConditions"].([]any)[0].(map[string]any)["expression"].(string)
+	if want := `"system:serviceaccount:kube-system:` + name + `"`; !strings.Contains(cond, want) {
+		t.Errorf("the policy matches %s, not the installer's service account %s", cond, want)
+	}
+	if spec["failurePolicy"] != "Fail" {
+		t.Errorf("failurePolicy %v: a policy that fails open protects nothing", spec["failurePolicy"])
+	}
+	bspec := binding["spec"].(map[string]any)
+	if bspec["policyName"] != name+"-own-node" || strings.Join(stringsOf(bspec["validationActions"]), ",") != "Deny" {
+		t.Errorf("binding spec %v: want the policy, with Deny", bspec)
+	}
+
+	objs, err = renderInstaller(t, map[string]any{"nodePolicy": map[string]any{"enabled": false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range objs {
+		if strings.HasPrefix(k, "ValidatingAdmissionPolicy") {
+			t.Errorf("nodePolicy.enabled=false still renders %s", k)
+		}
+	}
+
+	old := chartutil.KubeVersion{Version: "v1.29.4", Major: "1", Minor: "29"}
+	if _, err := renderRelease(installerChart, "ecp", "kube-system", "", nil, old); err == nil || !strings.Contains(err.Error(), "nodePolicy.enabled=false") || !strings.Contains(err.Error(), "v1.29.4") {
+		t.Errorf("rendering for v1.29.4: %v; want an error naming the version and nodePolicy.enabled=false", err)
+	}
+	if _, err := renderRelease(installerChart, "ecp", "kube-system", "", map[string]any{"nodePolicy": map[string]any{"enabled": false}}, old); err != nil {
+		t.Errorf("rendering for v1.29.4 without the policy: %v", err)
+	}
+}

@@ -50,14 +50,24 @@ var Charts = []Chart{
 			"# `kubectl -n kube-system rollout status ds/ecr-credential-provider`, then delete.\n"},
 }
 
+// KubeVersion is the Kubernetes version the plain manifests are rendered
+// for: the oldest they serve (the node installer's admission policy needs
+// 1.30). Helm's library default is v1.20.
+var KubeVersion = chartutil.KubeVersion{Version: "v1.30.0", Major: "1", Minor: "30"}
+
 // RenderRelease is Render as release in namespace, the file opening with
 // header.
 func RenderRelease(chartDir, release, namespace, header string, overrides map[string]any) (string, error) {
+	return renderRelease(chartDir, release, namespace, header, overrides, KubeVersion)
+}
+
+func renderRelease(chartDir, release, namespace, header string, overrides map[string]any, kube chartutil.KubeVersion) (string, error) {
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		return "", fmt.Errorf("loading chart %s: %w", chartDir, err)
 	}
-	caps := chartutil.DefaultCapabilities
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = kube
 	vals, err := chartutil.ToRenderValues(chrt, overrides, chartutil.ReleaseOptions{
 		Name: release, Namespace: namespace, Revision: 1, IsInstall: true,
 	}, caps)
