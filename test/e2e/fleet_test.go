@@ -379,8 +379,8 @@ func TestFleet(t *testing.T) {
 		return
 	}
 
-	t.Run("installer-may-only-annotate-its-own-node", func(t *testing.T) {
-		installerOnlyAnnotatesItsOwnNode(t, cp, ns, "ecp-ecr-credential-provider", nodes[0].name, nodes[1].name)
+	t.Run("installer-stays-on-its-own-node", func(t *testing.T) {
+		installerStaysOnItsOwnNode(t, cp, ns, "ecp-ecr-credential-provider", nodes[0].name, nodes[1].name)
 	})
 
 	installed := map[string]map[string]string{}
@@ -599,13 +599,14 @@ func watchPodReadiness(t *testing.T, cp *controlPlane, ns string) (stop func()) 
 	return func() { close(done); wg.Wait() }
 }
 
-// installerOnlyAnnotatesItsOwnNode checks the chart's node policy with a
+// installerStaysOnItsOwnNode checks the chart's node policies with a
 // token of the installer's service account bound to its pod on node own,
 // as the pod's projected token is: the installer may set its annotations
-// there, and the API server refuses the rest. Then, as the negative
-// control, the same token patches the other node once the policy's
-// binding is gone (RBAC alone allows it), and the binding is put back.
-func installerOnlyAnnotatesItsOwnNode(t *testing.T, cp *controlPlane, ns, name, own, other string) {
+// there and record Events about it, and the API server refuses the rest.
+// Then, as the negative control, the same token annotates the other node
+// and records an Event about it once the policies' bindings are gone (RBAC
+// alone allows both), and the bindings are put back.
+func installerStaysOnItsOwnNode(t *testing.T, cp *controlPlane, ns, name, own, other string) {
 	var pods struct {
 		Items []struct {
 			Metadata struct{ Name, UID string } `json:"metadata"`
@@ -659,28 +660,51 @@ func installerOnlyAnnotatesItsOwnNode(t *testing.T, cp *controlPlane, ns, name, 
 		t.Logf("%s: refused: %s", c.what, status.Message)
 	}
 
-	// The control: without the binding, RBAC lets the same token patch
-	// the other node.
-	path := "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/" + name + "-own-node"
-	var binding map[string]any
-	if code, body := cp.do("GET", path, "", &binding); code != http.StatusOK {
-		t.Fatalf("reading the policy binding: %d %s", code, body)
+	event := func(node string) (int, string) {
+		return cp.doAs(tr.Status.Token, "POST", "/api/v1/namespaces/default/events", "application/json", fmt.Sprintf(
+			`{"apiVersion":"v1","kind":"Event","metadata":{"generateName":"e2e-probe-"},"involvedObject":{"apiVersion":"v1","kind":"Node","name":%q},`+
+				`"reason":"E2EProbe","message":"probe","type":"Normal","source":{"component":"e2e"}}`, node))
 	}
-	cp.mustDelete(t, path)
-	meta := binding["metadata"].(map[string]any)
-	for _, k := range []string{"resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"} {
-		delete(meta, k)
+	if code, body := event(own); code != http.StatusCreated {
+		t.Errorf("the installer may not record an Event about its own node %s: %d %s", own, code, clip(body))
 	}
-	restore, _ := json.Marshal(binding)
-	defer cp.mustApply(t, "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings", string(restore))
-	var code int
-	var body string
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		if code, body = patch(other, annotate(probe, "control")); code == http.StatusOK {
-			break
+	if code, body := event(other); code != http.StatusForbidden || !strings.Contains(body, "may record Events only about its own Node, not Node "+other) {
+		t.Errorf("an Event about another node: %d %s\nwant 403 naming the node", code, clip(body))
+	}
+
+	// The control: without the bindings, RBAC lets the same token
+	// annotate the other node and record Events about it.
+	const bindings = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+	for _, policy := range []string{name + "-own-node", name + "-own-events"} {
+		var binding map[string]any
+		if code, body := cp.do("GET", bindings+"/"+policy, "", &binding); code != http.StatusOK {
+			t.Fatalf("reading the policy binding %s: %d %s", policy, code, body)
 		}
+		cp.mustDelete(t, bindings+"/"+policy)
+		meta := binding["metadata"].(map[string]any)
+		for _, k := range []string{"resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"} {
+			delete(meta, k)
+		}
+		restore, _ := json.Marshal(binding)
+		defer cp.mustApply(t, bindings, string(restore))
 	}
-	if code != http.StatusOK {
-		t.Errorf("without the policy binding the installer still may not annotate %s: %d %s; so the policy is not what refused it above", other, code, clip(body))
+	for _, c := range []struct {
+		what string
+		do   func() (int, string)
+		want int
+	}{
+		{"annotate " + other, func() (int, string) { return patch(other, annotate(probe, "control")) }, http.StatusOK},
+		{"record an Event about " + other, func() (int, string) { return event(other) }, http.StatusCreated},
+	} {
+		var code int
+		var body string
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if code, body = c.do(); code == c.want {
+				break
+			}
+		}
+		if code != c.want {
+			t.Errorf("without the policy bindings the installer still may not %s: %d %s; so the policies are not what refused it above", c.what, code, clip(body))
+		}
 	}
 }

@@ -150,22 +150,28 @@ func TestInstallerChartNodePolicy(t *testing.T) {
 	if _, ok := objs["ServiceAccount/"+name]; !ok {
 		t.Fatalf("no ServiceAccount %s rendered; have %v", name, keys(objs))
 	}
-	policy, ok := objs["ValidatingAdmissionPolicy/"+name+"-own-node"]
-	binding, ok2 := objs["ValidatingAdmissionPolicyBinding/"+name+"-own-node"]
-	if !ok || !ok2 {
-		t.Fatalf("no node policy and binding rendered; have %v", keys(objs))
-	}
-	spec := policy["spec"].(map[string]any)
-	cond := spec["matchConditions"].([]any)[0].(map[string]any)["expression"].(string)
-	if want := `"system:serviceaccount:kube-system:` + name + `"`; !strings.Contains(cond, want) {
-		t.Errorf("the policy matches %s, not the installer's service account %s", cond, want)
-	}
-	if spec["failurePolicy"] != "Fail" {
-		t.Errorf("failurePolicy %v: a policy that fails open protects nothing", spec["failurePolicy"])
-	}
-	bspec := binding["spec"].(map[string]any)
-	if bspec["policyName"] != name+"-own-node" || strings.Join(stringsOf(bspec["validationActions"]), ",") != "Deny" {
-		t.Errorf("binding spec %v: want the policy, with Deny", bspec)
+	for policyName, resource := range map[string]string{name + "-own-node": "nodes", name + "-own-events": "events"} {
+		policy, ok := objs["ValidatingAdmissionPolicy/"+policyName]
+		binding, ok2 := objs["ValidatingAdmissionPolicyBinding/"+policyName]
+		if !ok || !ok2 {
+			t.Fatalf("no policy and binding %s rendered; have %v", policyName, keys(objs))
+		}
+		spec := policy["spec"].(map[string]any)
+		cond := spec["matchConditions"].([]any)[0].(map[string]any)["expression"].(string)
+		if want := `"system:serviceaccount:kube-system:` + name + `"`; !strings.Contains(cond, want) {
+			t.Errorf("%s matches %s, not the installer's service account %s", policyName, cond, want)
+		}
+		rules := spec["matchConstraints"].(map[string]any)["resourceRules"].([]any)
+		if got := stringsOf(rules[0].(map[string]any)["resources"]); len(rules) != 1 || len(got) != 1 || got[0] != resource {
+			t.Errorf("%s applies to %v, want %s", policyName, rules, resource)
+		}
+		if spec["failurePolicy"] != "Fail" {
+			t.Errorf("%s: failurePolicy %v: a policy that fails open protects nothing", policyName, spec["failurePolicy"])
+		}
+		bspec := binding["spec"].(map[string]any)
+		if bspec["policyName"] != policyName || strings.Join(stringsOf(bspec["validationActions"]), ",") != "Deny" {
+			t.Errorf("binding spec %v: want %s, with Deny", bspec, policyName)
+		}
 	}
 
 	objs, err = renderInstaller(t, map[string]any{"nodePolicy": map[string]any{"enabled": false}})
