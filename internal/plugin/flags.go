@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -67,7 +68,9 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 		return fail(err)
 	}
 	fs := flag.NewFlagSet("ecr-credential-provider", flag.ContinueOnError)
-	fs.SetOutput(output)
+	// The flag package's own line would lack the name the kubelet's log
+	// needs and say only "parse error" for a bad value: report it here.
+	fs.SetOutput(io.Discard)
 	// -h is the caller's to answer (flag.ErrHelp): the CLI prints help
 	// with a description, not the flag package's bare list.
 	fs.Usage = func() {}
@@ -79,7 +82,10 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 		}
 	}
 	if err := fs.Parse(rest); err != nil {
-		return Flags{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			return Flags{}, err
+		}
+		return fail(explainFlagError(err))
 	}
 	if fs.NArg() > 0 {
 		return fail(fmt.Errorf("unexpected argument %q (run 'ecr-credential-provider help')", fs.Arg(0)))
@@ -93,6 +99,21 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer) (Fl
 		return fail(fmt.Errorf("--refresh-timeout %v: want more than 0", f.RefreshTimeout))
 	}
 	return f, nil
+}
+
+// explainFlagError says what a flag wants where the flag package says only
+// "parse error", and where to read about the flags.
+func explainFlagError(err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutSuffix(msg, ": parse error"); ok {
+		switch {
+		case strings.HasSuffix(rest, " -timeout"), strings.HasSuffix(rest, " -refresh-timeout"):
+			msg = rest + ": want a duration such as 20s"
+		case strings.HasSuffix(rest, " -v"):
+			msg = rest + ": want 0, 1 or 2"
+		}
+	}
+	return fmt.Errorf("%s (run 'ecr-credential-provider help')", msg)
 }
 
 // Register defines the plugin's flags on fs, with defaults from getenv:

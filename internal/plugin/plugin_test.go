@@ -501,15 +501,19 @@ func TestParseFlags(t *testing.T) {
 		{"role annotations, repeated and comma-separated", []string{"--role-annotation", "a, b", "--role-annotation=c"},
 			plugin.Flags{Verbosity: 1, CacheDir: "/env/cache", Timeout: 9 * time.Second, RefreshTimeout: 5 * time.Second, RoleAnnotations: []string{"a", "b", "c"}}, ""},
 		{"subcommand is not a plugin call", []string{"install"}, plugin.Flags{}, `unexpected argument "install"`},
-		{"unknown flag", []string{"--nope"}, plugin.Flags{}, "flag provided but not defined"},
+		{"unknown flag", []string{"--nope"}, plugin.Flags{}, "flag provided but not defined: -nope (run 'ecr-credential-provider help')"},
+		{"bad timeout says what it wants", []string{"--timeout", "abc"}, plugin.Flags{}, `invalid value "abc" for flag -timeout: want a duration such as 20s`},
+		{"bad refresh timeout says what it wants", []string{"--refresh-timeout=5"}, plugin.Flags{}, `invalid value "5" for flag -refresh-timeout: want a duration such as 20s`},
+		{"bad verbosity says what it wants", []string{"-v", "debug"}, plugin.Flags{}, `invalid value "debug" for flag -v: want 0, 1 or 2`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
 			got, err := plugin.ParseFlags(tt.args, getenv, &out)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || out.Len() == 0 {
-					t.Fatalf("err %v, output %q; want an error %q, reported", err, out.String(), tt.wantErr)
+				// One line, named for the kubelet's log.
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || out.String() != "ecr-credential-provider: "+err.Error()+"\n" {
+					t.Fatalf("err %v, output %q; want an error %q, reported on one line", err, out.String(), tt.wantErr)
 				}
 				return
 			}
