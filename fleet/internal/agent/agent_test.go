@@ -146,3 +146,41 @@ func TestPullThroughCacheValue(t *testing.T) {
 		t.Errorf("a malformed entry: %v", err)
 	}
 }
+
+// TestNodeWithoutSystemd: on a node whose systemd does not answer (Talos
+// and Bottlerocket have none), install changes nothing rather than write
+// files it cannot restart the kubelet into, and says what to do instead.
+func TestNodeWithoutSystemd(t *testing.T) {
+	kube := fake.NewClientset(
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
+			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace}})
+	root, sd := hostRoot(t, kube)
+	sd.Close()
+	os.Remove(filepath.Join(root, "run/systemd/private"))
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(root, "etc/default/kubelet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Mode: rollout.Install, NodeName: "n1", HostRoot: root, Binary: bin, Timeout: 10 * time.Second,
+		ReadyFile: filepath.Join(t.TempDir(), "ready")}
+	o, err := Run(context.Background(), c, kube, nil, t.Logf)
+	if err != nil || o.Ready || o.Result != rollout.ResultFailed || !strings.Contains(o.Message, "nothing changed") ||
+		!strings.Contains(o.Message, "run/systemd/private") || !strings.Contains(o.Message, "Talos") {
+		t.Fatalf("no systemd: %+v %v", o, err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, "etc/default/kubelet")); string(after) != string(before) {
+		t.Error("the kubelet's env file changed on a node whose kubelet could not be restarted")
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/kubernetes/image-credential-provider-config.yaml")); err == nil {
+		t.Error("a provider config was written on a node whose kubelet could not be restarted")
+	}
+	if Ready(c.ReadyFile) == nil {
+		t.Error("the pod reads Ready on a node that was not set up")
+	}
+}

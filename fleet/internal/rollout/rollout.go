@@ -71,6 +71,9 @@ type Restorer interface {
 // and waits until systemd has done it.
 type Systemd interface {
 	Run(ctx context.Context, args ...string) error
+	// Reachable says whether systemd answers at all, asked before anything
+	// changes: a change the kubelet cannot be restarted into is not made.
+	Reachable(ctx context.Context) error
 }
 
 // Health says whether the node works after a restart.
@@ -166,6 +169,10 @@ func Run(ctx context.Context, c Config) Outcome {
 		return out(ResultUnchanged, true, "nothing to change")
 	}
 
+	if err := c.Systemd.Reachable(ctx); err != nil {
+		return out(ResultFailed, false, "%s: nothing changed, as the kubelet could not be restarted to use the change: %v; "+
+			"this installer restarts it through systemd, so on a node without systemd (Talos, Bottlerocket) set up the kubelet's credential provider through the OS's own configuration", c.Mode, err)
+	}
 	snap, err := c.Node.Snapshot(ctx)
 	if err != nil {
 		return out(ResultFailed, false, "%s: nothing changed: recording the files before the change: %v", c.Mode, err)

@@ -59,6 +59,7 @@ func (n *fakeNode) CheckBoot(context.Context) ([]string, error) {
 // fakeSystemd records the commands and, on a restart, starts the kubelet
 // with the node's files as they are then: a "broken" file never comes up.
 type fakeSystemd struct {
+	down    error // what Reachable says
 	n       *fakeNode
 	ran     []string
 	kubelet string // the files the running kubelet started with
@@ -74,6 +75,8 @@ func (s *fakeSystemd) Run(_ context.Context, args ...string) error {
 	}
 	return nil
 }
+
+func (s *fakeSystemd) Reachable(context.Context) error { return s.down }
 
 type fakeHealth struct {
 	s         *fakeSystemd
@@ -109,6 +112,7 @@ func TestRun(t *testing.T) {
 		node        fakeNode
 		noCheck     bool
 		credsFail   bool
+		noSystemd   bool
 		want        string
 		ready       bool
 		wantFiles   string // what the node holds at the end
@@ -146,6 +150,12 @@ func TestRun(t *testing.T) {
 			want: ResultFailed, ready: false, wantFiles: "orig", wantMessage: "ambiguous distro"},
 		{name: "apply fails: reported, no restart", mode: Install, node: fakeNode{files: "orig", next: "ours", applyErr: errors.New("read-only file system")},
 			want: ResultFailed, ready: false, wantFiles: "orig", wantMessage: "read-only"},
+		{name: "no systemd to restart the kubelet: nothing changed", mode: Install, node: fakeNode{files: "orig", next: "ours"}, noSystemd: true,
+			want: ResultFailed, ready: false, wantFiles: "orig", wantMessage: "nothing changed, as the kubelet could not be restarted"},
+		{name: "no systemd, nothing to change: unchanged", mode: Install, node: fakeNode{files: "ours", next: "ours"}, noSystemd: true,
+			want: ResultUnchanged, ready: true, wantFiles: "ours"},
+		{name: "no systemd, dry run: reports as usual", mode: DryRun, node: fakeNode{files: "orig", next: "ours"}, noSystemd: true,
+			want: ResultDryRun, ready: true, wantFiles: "orig", wantMessage: "would make 1 changes"},
 		{name: "uninstall restarts and passes without a credential check", mode: Uninstall, node: fakeNode{files: "ours", next: "orig"}, credsFail: true,
 			want: ResultUninstalled, ready: true, wantFiles: "orig", wantRan: []string{"daemon-reload", "restart kubelet.service"}},
 		{name: "uninstall whose kubelet does not come back: installed again", mode: Uninstall, node: fakeNode{files: "ours", next: "kubelet-breaking"},
@@ -158,11 +168,17 @@ func TestRun(t *testing.T) {
 			n.restart = restart
 			now := time.Unix(1_800_000_000, 0)
 			sd := &fakeSystemd{n: &n, kubelet: n.files, now: &now}
+			if tt.noSystemd {
+				sd.down = errors.New("connecting to systemd at /host/run/systemd/private: dial unix: no such file or directory")
+			}
 			h := &fakeHealth{s: sd, noCheck: tt.noCheck, credsFail: tt.credsFail}
 			got := Run(context.Background(), Config{Mode: tt.mode, Node: &n, Systemd: sd, Health: h, Timeout: time.Minute,
 				Now: func() time.Time { return now }})
 			if got.Result != tt.want || got.Ready != tt.ready {
 				t.Errorf("Run = %s ready=%v (%s); want %s ready=%v", got.Result, got.Ready, got.Message, tt.want, tt.ready)
+			}
+			if tt.noSystemd && (n.applied != 0 || n.restored != 0) {
+				t.Errorf("without systemd the node was applied %d and restored %d times; want neither", n.applied, n.restored)
 			}
 			if n.files != tt.wantFiles {
 				t.Errorf("node holds %q; want %q", n.files, tt.wantFiles)

@@ -39,6 +39,9 @@ func TestManagerAgainstSystemdAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m := ForRoot(root)
+	if err := m.Reachable(ctx); err != nil {
+		t.Fatalf("Reachable: %v", err)
+	}
 	if err := m.Run(ctx, "daemon-reload"); err != nil {
 		t.Fatalf("daemon-reload: %v", err)
 	}
@@ -60,6 +63,9 @@ func TestManagerAgainstSystemdAPI(t *testing.T) {
 	err = ForRoot(t.TempDir()).Run(ctx, "daemon-reload")
 	if err == nil || !strings.Contains(err.Error(), "/run/systemd/private") {
 		t.Errorf("no socket: %v", err)
+	}
+	if err := ForRoot(t.TempDir()).Reachable(ctx); err == nil || !strings.Contains(err.Error(), "/run/systemd/private") {
+		t.Errorf("Reachable without a socket: %v", err)
 	}
 }
 
