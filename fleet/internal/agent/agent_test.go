@@ -54,6 +54,26 @@ func hostRoot(t *testing.T, kube *fake.Clientset) (string, *systemdtest.Server) 
 	return root, sd
 }
 
+// readyNode is an API server holding node n1, Ready, with a kubelet
+// v1.37.2 and its Lease.
+func readyNode() *fake.Clientset {
+	return fake.NewClientset(
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
+			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace}})
+}
+
+// fakePlugin is a file install copies as the plugin binary.
+func fakePlugin(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
+	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // TestRunOnAHostRoot is the container's whole run on a node tree: the
 // first run installs, restarts the kubelet once and writes the ready
 // file and annotations; the next changes nothing and restarts nothing; a
@@ -66,10 +86,7 @@ func TestRunOnAHostRoot(t *testing.T) {
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace},
 			Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: time.Now().Add(-time.Hour)}}})
 	root, sd := hostRoot(t, kube)
-	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
-	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := fakePlugin(t)
 	c := Config{Mode: rollout.Install, NodeName: "n1", HostRoot: root, Binary: bin, Version: "v9.9.9",
 		Env: []string{"HTTPS_PROXY=http://proxy:3128"}, Timeout: 10 * time.Second, ReadyFile: filepath.Join(t.TempDir(), "ready")}
 	ctx := context.Background()
@@ -117,16 +134,9 @@ func TestRunOnAHostRoot(t *testing.T) {
 // says what to add: the node fails, its files unchanged, and the kubelet is
 // not restarted. A malformed entry is refused before anything runs.
 func TestPullThroughCacheValue(t *testing.T) {
-	kube := fake.NewClientset(
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
-			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"},
-			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
-		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace}})
+	kube := readyNode()
 	root, sd := hostRoot(t, kube)
-	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
-	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := fakePlugin(t)
 	before, err := os.ReadFile(filepath.Join(root, "etc/default/kubelet"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,18 +161,11 @@ func TestPullThroughCacheValue(t *testing.T) {
 // and Bottlerocket have none), install changes nothing rather than write
 // files it cannot restart the kubelet into, and says what to do instead.
 func TestNodeWithoutSystemd(t *testing.T) {
-	kube := fake.NewClientset(
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
-			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"},
-			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
-		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: nodestatus.LeaseNamespace}})
+	kube := readyNode()
 	root, sd := hostRoot(t, kube)
 	sd.Close()
 	os.Remove(filepath.Join(root, "run/systemd/private"))
-	bin := filepath.Join(t.TempDir(), "ecr-credential-provider")
-	if err := os.WriteFile(bin, []byte("\x7fELF fake plugin\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := fakePlugin(t)
 	before, err := os.ReadFile(filepath.Join(root, "etc/default/kubelet"))
 	if err != nil {
 		t.Fatal(err)
