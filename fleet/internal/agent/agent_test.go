@@ -132,7 +132,8 @@ func TestRunOnAHostRoot(t *testing.T) {
 // TestPullThroughCacheValue: the chart's pullThroughCache reaches install.
 // On a node whose containerd names no config_path, install refuses and
 // says what to add: the node fails, its files unchanged, and the kubelet is
-// not restarted. A malformed entry is refused before anything runs.
+// not restarted. A malformed entry is refused before anything runs. With a
+// config_path, the node gets the map and containerd's mirror.
 func TestPullThroughCacheValue(t *testing.T) {
 	kube := readyNode()
 	root, sd := hostRoot(t, kube)
@@ -154,6 +155,40 @@ func TestPullThroughCacheValue(t *testing.T) {
 	c.PullThroughCache = []string{"docker.io"}
 	if _, err := Run(context.Background(), c, kube, nil, t.Logf); err == nil || !strings.Contains(err.Error(), "pullThroughCache") {
 		t.Errorf("a malformed entry: %v", err)
+	}
+
+	// Once containerd names a config_path, the same value installs: the
+	// provider maps docker.io to the cache, and containerd pulls docker.io
+	// from the ECR registry alone.
+	if err := os.MkdirAll(filepath.Join(root, "etc/containerd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/containerd/config.toml"),
+		[]byte("version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const cacheHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	c.PullThroughCache = []string{"docker.io=" + cacheHost + "/docker-hub"}
+	// The same values failed here before: an operator who fixed the node
+	// sets retry, as the failure's message says.
+	if o, err = Run(context.Background(), c, kube, nil, t.Logf); err != nil || o.Ready || !strings.Contains(o.Message, "set retry") {
+		t.Fatalf("the same values again, without retry: %+v %v", o, err)
+	}
+	c.Retry = true
+	o, err = Run(context.Background(), c, kube, nil, t.Logf)
+	if err != nil || !o.Ready || o.Result != rollout.ResultInstalled {
+		t.Fatalf("with config_path: %+v %v", o, err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, "etc/kubernetes/image-credential-provider-config.yaml"))
+	if err != nil || !strings.Contains(string(cfg), "--registry-map=docker.io="+cacheHost+"/docker-hub") || !strings.Contains(string(cfg), "docker.io") {
+		t.Errorf("the provider config does not map docker.io to the cache (%v):\n%s", err, cfg)
+	}
+	hosts, err := os.ReadFile(filepath.Join(root, "etc/containerd/certs.d/docker.io/hosts.toml"))
+	if err != nil || !strings.Contains(string(hosts), `server = "https://`+cacheHost+`/v2/docker-hub"`) {
+		t.Errorf("containerd's hosts.toml for docker.io does not send it to the cache alone (%v):\n%s", err, hosts)
+	}
+	if got := strings.Join(sd.Calls(), ","); got != "RestartUnit kubelet.service" {
+		t.Errorf("systemd saw %q; want one kubelet restart", got)
 	}
 }
 
