@@ -13,7 +13,7 @@ package buildflags
 // watches over one connection.
 const Tags = "nethttpomithttp2"
 
-// Plugin are the go build flags of the shipped plugin, before the
+// Plugin returns the go build flags of the shipped plugin, before the
 // release's version and reproducibility flags: no paths of the checkout,
 // no symbol table or DWARF.
 func Plugin() []string {
