@@ -29,3 +29,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.kubernetesServicePort | default "443" | quote }}
 {{- end }}
 {{- end -}}
+
+{{- /* The node a request's service account token is bound to (the API
+server writes it into pod tokens from 1.30), "" for none: a CEL expression
+for the node policies. */ -}}
+{{- define "ecp.tokenNode" -}}
+has(request.userInfo.extra) && 'authentication.kubernetes.io/node-name' in request.userInfo.extra ? request.userInfo.extra['authentication.kubernetes.io/node-name'][0] : ''
+{{- end -}}
