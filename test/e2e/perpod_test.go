@@ -435,7 +435,12 @@ func (s *ppNode) noAnnotation(t *testing.T) {
 	s.c.emu.ResetStats()
 	pod := s.createPod(t, "plain", "sa-plain", nodeImage)
 	s.waitGreeting(t, pod, demoGreeting)
-	if calls := s.webIdentityCalls(); len(calls) != 0 {
+	// Calls for another service account are not this pod's: scenario 3's
+	// pod stays in image pull back-off, and the kubelet's retry of it asks
+	// STS for role C again. A call whose token names no subject counts.
+	if calls := slices.DeleteFunc(s.webIdentityCalls(), func(r awsemu.Record) bool {
+		return r.WebIdentitySubject != "" && r.WebIdentitySubject != "system:serviceaccount:"+ppNamespace+":sa-plain"
+	}); len(calls) != 0 {
 		t.Errorf("STS was asked to assume a role for a pod without one: %+v", calls)
 	}
 	for _, r := range s.c.emu.Requests() {
